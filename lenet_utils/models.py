@@ -1,0 +1,190 @@
+"""The LeNet variants the course trains, each a plain ``nn.Module``.
+
+=====================  =========================================================  ==========
+builder                what it is                                                 params
+=====================  =========================================================  ==========
+:class:`LeNet5Paper`   the 1998 network: 32x32 input, scaled tanh, trainable      60,000
+                       subsampling, sparse C3 (Table I), RBF output
+:func:`lenet_d2l`      d2l's LeNet: 28x28 padded by 2, sigmoid, average pooling,  61,706
+                       full C3, 10 linear outputs (softmax in the loss)
+:func:`lenet_modern`   seed 003's network: 32x32 resized input, ReLU, max-pool,   61,706
+                       10 linear outputs
+:func:`lenet_theano`   the deeplearning.net (Theano) LeNet of seed 001: 20 and    431,080
+                       50 kernels, max-pool, tanh, 500 hidden units
+=====================  =========================================================  ==========
+
+All take ``(B, 1, H, W)`` float images and return ``(B, 10)`` scores; for
+:class:`LeNet5Paper` the scores are RBF *penalties* (lower is better), use
+:meth:`LeNet5Paper.predict` for labels.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .layers import C3_TABLE, RBFOutput, ScaledTanh, SparseConv2d, Subsampling, uniform_fan_in_
+
+__all__ = ["LeNet5Paper", "MODELS", "build_model", "count_parameters", "lenet_d2l", "lenet_modern", "lenet_theano"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters: ``sum(p.numel() for p in model.parameters() if p.requires_grad)``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+_ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "scaled_tanh": ScaledTanh}
+_POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+
+
+def _make(name: str, table: dict[str, type[nn.Module]], what: str) -> type[nn.Module]:
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose from {sorted(table)}")
+    return table[name]
+
+
+def lenet_d2l(
+    *,
+    activation: str = "sigmoid",
+    pool: str = "avg",
+    c1_kernel: int = 5,
+    pool_size: int = 2,
+    input_size: int = 28,
+    padding: int = 2,
+) -> nn.Sequential:
+    """d2l's LeNet (Dive into Deep Learning §7.6), with the knobs the ablations turn.
+
+    The defaults give d2l's network exactly: ``Conv2d(1, 6, 5, padding=2)``, sigmoid,
+    ``AvgPool2d(2, 2)``, ``Conv2d(6, 16, 5)``, sigmoid, ``AvgPool2d(2, 2)``, then
+    120-84-10 fully connected layers with sigmoids between them. Changing
+    ``c1_kernel`` or ``pool_size`` changes the flattened size, which is computed here.
+
+    Args:
+        activation: ``"sigmoid"`` (d2l), ``"relu"``, ``"tanh"`` or ``"scaled_tanh"``.
+        pool: ``"avg"`` (d2l) or ``"max"``.
+        c1_kernel: side of the C1 kernels (ablation 3 / 4 / 5).
+        pool_size: pooling window and stride (1 means no pooling).
+        input_size: side of the input images (28 for MNIST as stored).
+        padding: zero padding of C1 (2 turns 28x28 into the paper's 32x32 field).
+    """
+    act = _make(activation, _ACTIVATIONS, "activation")
+    pool_cls = _make(pool, _POOLS, "pool")
+    features = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=c1_kernel, padding=padding), act(),
+        pool_cls(kernel_size=pool_size, stride=pool_size),
+        nn.Conv2d(6, 16, kernel_size=5), act(),
+        pool_cls(kernel_size=pool_size, stride=pool_size),
+        nn.Flatten(),
+    )  # fmt: skip
+    with torch.no_grad():
+        flat = features(torch.zeros(1, 1, input_size, input_size)).shape[1]
+    return nn.Sequential(
+        *features,
+        nn.Linear(flat, 120), act(),
+        nn.Linear(120, 84), act(),
+        nn.Linear(84, 10),
+    )  # fmt: skip
+
+
+def lenet_modern() -> nn.Sequential:
+    """Seed 003's "reproduction": 32x32 input, ReLU, max-pool, 120-84-10 linear layers.
+
+    The seed ends with ``log_softmax`` and a negative log-likelihood loss; returning the
+    logits and using ``nn.CrossEntropyLoss`` computes the same thing.
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 16, 5, 5)
+        nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10),
+    )  # fmt: skip
+
+
+def lenet_theano(*, nkerns: tuple[int, int] = (20, 50), hidden: int = 500) -> nn.Sequential:
+    """The deeplearning.net tutorial's LeNet (seed 001): conv-pool-tanh twice, 500 tanh units.
+
+    28x28 input, no padding: 20@24x24 -> pool 20@12x12 -> 50@8x8 -> pool 50@4x4 -> 800.
+    """
+    k1, k2 = nkerns
+    return nn.Sequential(
+        nn.Conv2d(1, k1, 5), nn.MaxPool2d(2), nn.Tanh(),  # (B, 20, 12, 12)
+        nn.Conv2d(k1, k2, 5), nn.MaxPool2d(2), nn.Tanh(),  # (B, 50, 4, 4)
+        nn.Flatten(),
+        nn.Linear(k2 * 16, hidden), nn.Tanh(),
+        nn.Linear(hidden, 10),
+    )  # fmt: skip
+
+
+class LeNet5Paper(nn.Module):
+    """LeNet-5 exactly as published (LeCun et al. 1998, §II.B, Fig. 2).
+
+    ======  ====================================  ==============  ======
+    layer   module                                output          params
+    ======  ====================================  ==============  ======
+    C1      ``Conv2d(1, 6, 5)`` + f               (B, 6, 28, 28)     156
+    S2      ``Subsampling(6)`` + f                (B, 6, 14, 14)      12
+    C3      ``SparseConv2d(6, 5, Table I)`` + f   (B, 16, 10, 10)  1,516
+    S4      ``Subsampling(16)`` + f               (B, 16, 5, 5)       32
+    C5      ``Conv2d(16, 120, 5)`` + f            (B, 120, 1, 1)  48,120
+    F6      ``Linear(120, 84)`` + f               (B, 84)         10,164
+    output  ``RBFOutput`` (fixed Fig. 3 bitmaps)  (B, 10)              0
+    ======  ====================================  ==============  ======
+
+    f is :class:`~lenet_utils.layers.ScaledTanh`. Input: ``(B, 1, 32, 32)`` with
+    background -0.1 and ink 1.175 (see :func:`lenet_utils.data.paper_scale`). Output: the
+    RBF penalties ``y_i``; :meth:`predict` takes the smallest. Weights start uniform in
+    ±2.4/F_i (Appendix C).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.C1 = nn.Conv2d(1, 6, 5)
+        self.S2 = Subsampling(6)
+        self.C3 = SparseConv2d(6, 5, C3_TABLE)
+        self.S4 = Subsampling(16)
+        self.C5 = nn.Conv2d(16, 120, 5)
+        self.F6 = nn.Linear(120, 84)
+        self.output = RBFOutput()
+        self.f = ScaledTanh()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            uniform_fan_in_(m)
+
+    def features(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        """Every layer's output, in order (for shape walks and visualisation)."""
+        if x.dim() != 4 or x.shape[1:] != (1, 32, 32):
+            raise ValueError(f"LeNet5Paper expects (B, 1, 32, 32) images, got {tuple(x.shape)}")
+        out: OrderedDict[str, torch.Tensor] = OrderedDict()
+        out["C1"] = x = self.f(self.C1(x))  # (B, 6, 28, 28)
+        out["S2"] = x = self.f(self.S2(x))  # (B, 6, 14, 14)
+        out["C3"] = x = self.f(self.C3(x))  # (B, 16, 10, 10)
+        out["S4"] = x = self.f(self.S4(x))  # (B, 16, 5, 5)
+        out["C5"] = x = self.f(self.C5(x)).flatten(1)  # (B, 120)
+        out["F6"] = x = self.f(self.F6(x))  # (B, 84)
+        out["output"] = self.output(x)  # (B, 10)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)["output"]
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class labels: the RBF unit with the smallest penalty."""
+        return self(x).argmin(dim=1)
+
+
+#: name -> builder, for the command line and the sweep specs.
+MODELS = {"paper": LeNet5Paper, "d2l": lenet_d2l, "modern": lenet_modern, "theano": lenet_theano}
+
+
+def build_model(name: str, **kwargs: object) -> nn.Module:
+    """Build a model by name (``paper``, ``d2l``, ``modern``, ``theano``) with keyword options."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    return MODELS[name](**kwargs)  # type: ignore[operator]
