@@ -124,7 +124,7 @@ def _raw_dir(root: Path, dataset: str) -> Path:
 
 def _fix_hint(dataset: str) -> str:
     return (
-        f"delete it and run `python -m lenet_utils.data fetch --dataset {dataset}` "
+        f"run `python -m lenet_utils.data fetch --dataset {dataset}` to replace it "
         f"(offline: add `--mirror DIR` or set ${MIRROR_ENV} to a folder holding "
         f"{DATASETS[dataset][0]}/raw/*-ubyte[.gz])"
     )
@@ -145,8 +145,7 @@ def verify(root: str | Path | None = None, dataset: str = "mnist") -> list[Path]
             raise DataError(f"{path} is missing: {_fix_hint(dataset)}")
         if _sha256(path) != digest:
             raise DataError(
-                f"{path} is corrupt or truncated (SHA-256 does not match the published file): "
-                + _fix_hint(dataset)
+                f"{path} is corrupt or truncated (SHA-256 does not match the published file): " + _fix_hint(dataset)
             )
         paths.append(path)
     return paths
@@ -250,16 +249,21 @@ def fetch(
         try:
             verify(root, name)
             continue
-        except DataError:
-            pass
-        if mirror is not None:
-            mirror_path = Path(mirror).expanduser()
-            if not mirror_path.is_dir():
-                raise DataError(f"mirror folder {mirror_path} does not exist (from --mirror or ${MIRROR_ENV})")
-            _from_mirror(mirror_path, raw, name)
-        elif download:
-            _download(root, raw, name)
-        verify(root, name)
+        except DataError as e:
+            problem = e  # missing on a fresh machine, or corrupt: try to (re)place the files
+        try:
+            if mirror is not None:
+                mirror_path = Path(mirror).expanduser()
+                if not mirror_path.is_dir():
+                    raise DataError(f"mirror folder {mirror_path} does not exist (from --mirror or ${MIRROR_ENV})")
+                _from_mirror(mirror_path, raw, name)
+            elif download:
+                _download(root, raw, name)
+            verify(root, name)
+        except DataError as e:
+            if "is missing" in str(problem):
+                raise
+            raise DataError(f"{problem}\nRepairing it failed: {e}") from None
     return root
 
 
@@ -345,7 +349,9 @@ class Preprocess:
         x = x.unsqueeze(1)  # (N, 1, 28, 28)
         if self.size != x.shape[-1]:
             if self.resize:
-                x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+                x = torch.nn.functional.interpolate(
+                    x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+                )
             else:
                 pad = self.size - x.shape[-1]
                 if pad < 0 or pad % 2:
@@ -500,7 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("fetch", help="put MNIST / Fashion-MNIST into the cache, verified")
     p.add_argument("--dataset", choices=["mnist", "fashion", "all"], default="all")
     p.add_argument("--root", default=None, help="cache folder (default: data/ of this checkout)")
-    p.add_argument("--mirror", default=None, help=f"folder in torchvision's layout to copy from (default ${MIRROR_ENV})")
+    p.add_argument(
+        "--mirror", default=None, help=f"folder in torchvision's layout to copy from (default ${MIRROR_ENV})"
+    )
     p.add_argument("--no-download", action="store_true", help="never try the network")
     args = parser.parse_args(argv)
     try:

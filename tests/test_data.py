@@ -164,7 +164,18 @@ def test_cli_offline_message(tmp_path: Path) -> None:
 
 def test_cli_fetch_with_mirror(mirror: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "lenet_utils", "fetch", "--dataset", "fashion", "--root", str(tmp_path), "--mirror", str(mirror)],
+        [
+            sys.executable,
+            "-m",
+            "lenet_utils",
+            "fetch",
+            "--dataset",
+            "fashion",
+            "--root",
+            str(tmp_path),
+            "--mirror",
+            str(mirror),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -211,7 +222,7 @@ def test_loader_len_shapes_and_last_batch(cache: Path) -> None:
     assert len(batches) == 40 and batches[-1][0].shape == (16, 1, 28, 28)
     X, y = batches[0]
     assert X.dtype == torch.float32 and y.dtype == torch.int64
-    assert 0.0 <= X.min().item() and X.max().item() <= 1.0
+    assert X.min().item() >= 0.0 and X.max().item() <= 1.0
 
 
 def test_padding_and_paper_scale(cache: Path) -> None:
@@ -293,3 +304,16 @@ def test_d2l_accuracy_on_our_loader(cache: Path) -> None:
     torch.nn.init.zeros_(net[1].bias)
     # all-zero scores: argmax picks class 0 everywhere, and 1,000 of 10,000 test images are class 0
     assert d2l.evaluate_accuracy_gpu(net, test_iter) == pytest.approx(0.1)
+
+
+def test_load_names_truncated_file_when_repair_impossible(cache: Path, tmp_path: Path, offline: None) -> None:
+    """Offline with no mirror, loading a truncated cache names the file and the fix."""
+    root = tmp_path / "cache"
+    shutil.copytree(cache / "MNIST", root / "MNIST")
+    victim = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    victim.write_bytes(victim.read_bytes()[:4096])
+    with pytest.raises(data.DataError) as err:
+        data.load_split("mnist", train=True, root=root)
+    msg = str(err.value)
+    assert "train-images-idx3-ubyte is corrupt or truncated" in msg and "--mirror" in msg
+    assert "could not download" in msg
