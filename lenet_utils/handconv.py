@@ -19,7 +19,7 @@ kernel, summed". They are slow on purpose; the chapters compare them with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +33,7 @@ __all__ = [
     "convolve2d",
     "corr2d",
     "corr2d_multi_in",
+    "gradient_footprint",
     "output_size",
     "pool2d",
     "receptive_fields",
@@ -203,3 +204,23 @@ def receptive_fields(layers: Sequence[tuple[str, int, int]] = LENET5_GEOMETRY) -
         jump *= s
         out.append(ReceptiveField(name, k, s, size, jump))
     return out
+
+
+def gradient_footprint(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, index: tuple[int, ...]
+) -> tuple[int, int, int, int]:
+    """Measure a receptive field: the input pixels that output ``f(x)[index]`` depends on.
+
+    Backpropagates from that one output value to the input ``x`` (``(1, C, H, W)``) and
+    returns the bounding box ``(top, left, height, width)`` of the pixels with a non-zero
+    gradient. Use float64 so that no gradient underflows to an exact zero, and random
+    (not trained-to-zero) weights.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    f(x)[index].backward()
+    assert x.grad is not None
+    rows, cols = x.grad[0].abs().sum(0).nonzero(as_tuple=True)
+    if len(rows) == 0:
+        raise ValueError(f"output {index} does not depend on the input (all gradients are zero)")
+    top, left = int(rows.min()), int(cols.min())
+    return top, left, int(rows.max()) - top + 1, int(cols.max()) - left + 1

@@ -1,0 +1,162 @@
+"""The book's interactive explorers, each with two faces that call the same drawing function.
+
+* **live** — ipywidgets controls in Jupyter or Colab (``*_explorer`` functions). ipywidgets
+  is imported inside them, so importing this module needs only matplotlib.
+* **static** — a matplotlib animation embedded as JavaScript (``*_animation`` functions),
+  which moves in the built HTML page with no kernel behind it.
+
+The drawing functions live in :mod:`lenet_utils.viz`; each takes ``fig=`` so that an
+animation redraws one figure frame by frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.pyplot as plt
+import torch
+
+from . import handconv, viz
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.display import HTML
+
+__all__ = [
+    "SHAPE_CASES",
+    "animate",
+    "conv_animation",
+    "conv_explorer",
+    "shape_animation",
+    "shape_explorer",
+]
+
+#: (n, kernel, padding, stride) cases the static shape explorer cycles through: the
+#: "valid" and "same" cases, strides that do and do not divide evenly, a stride larger than
+#: the kernel, and LeNet's C1 in d2l's form (28x28 padded by 2) and in the paper's (32x32).
+SHAPE_CASES: tuple[tuple[int, int, int, int], ...] = (
+    (7, 3, 0, 1),
+    (7, 3, 1, 1),
+    (7, 3, 1, 2),
+    (8, 3, 0, 2),
+    (7, 2, 0, 3),
+    (7, 5, 2, 1),
+    (28, 5, 2, 1),
+    (32, 5, 0, 1),
+)
+
+
+def animate(
+    draw: Callable[[plt.Figure | None, int], plt.Figure],
+    frames: int,
+    *,
+    dpi: int = 60,
+    interval: int = 900,
+) -> HTML:
+    """Turn a drawing function into a JavaScript animation (the static face of an explorer).
+
+    ``draw(fig, t)`` draws frame ``t`` into ``fig`` (a new figure when ``fig`` is None) and
+    returns it. The figure is closed before the HTML is made, so the notebook shows only
+    the animation. Keep ``frames`` and ``dpi`` small: every frame is stored as a PNG.
+    """
+    from IPython.display import HTML
+    from matplotlib.animation import FuncAnimation
+
+    if frames < 1:
+        raise ValueError(f"an animation needs at least one frame, got {frames}")
+    fig = draw(None, 0)
+    fig.set_dpi(dpi)
+    anim = FuncAnimation(fig, lambda t: draw(fig, t), frames=frames, interval=interval, repeat=True)
+    plt.close(fig)
+    return HTML(anim.to_jshtml(default_mode="loop"))
+
+
+# --------------------------------------------------------------------------------------------
+# Explorer 1: a kernel sliding over an image, the output filling in
+
+
+def conv_animation(
+    X: torch.Tensor, K: torch.Tensor, *, padding: int = 0, stride: int = 1, dpi: int = 60, interval: int = 900
+) -> HTML:
+    """Static face of the sliding-kernel explorer: one frame per window, then the result."""
+    n = len(handconv.conv_windows(tuple(X.shape), tuple(K.shape), padding, stride))  # type: ignore[arg-type]
+    return animate(
+        lambda fig, t: viz.plot_conv_step(X, K, t, padding=padding, stride=stride, fig=fig),
+        n + 1,
+        dpi=dpi,
+        interval=interval,
+    )
+
+
+def conv_explorer(X: torch.Tensor, K: torch.Tensor, *, max_padding: int = 2, max_stride: int = 3) -> Any:
+    """Live face of the sliding-kernel explorer: step, padding and stride controls.
+
+    The step slider runs over the window positions (its range follows padding and stride);
+    the last value shows the finished output. ▶ plays the steps.
+    """
+    import ipywidgets as w
+
+    def n_windows(p: int, s: int) -> int:
+        return len(handconv.conv_windows(tuple(X.shape), tuple(K.shape), p, s))  # type: ignore[arg-type]
+
+    style = {"description_width": "initial"}
+    step = w.IntSlider(0, 0, n_windows(0, 1), description="window", style=style)
+    padding = w.IntSlider(0, 0, max_padding, description="padding", style=style)
+    stride = w.IntSlider(1, 1, max_stride, description="stride", style=style)
+    play = w.Play(value=0, min=0, max=step.max, interval=900, description="play")
+    w.jslink((play, "value"), (step, "value"))
+
+    def on_geometry(_: object) -> None:
+        step.max = play.max = n_windows(padding.value, stride.value)
+        step.value = min(step.value, step.max)
+
+    padding.observe(on_geometry, names="value")
+    stride.observe(on_geometry, names="value")
+
+    def draw(step: int, padding: int, stride: int) -> None:
+        viz.plot_conv_step(X, K, step, padding=padding, stride=stride)
+        plt.show()
+
+    out = w.interactive_output(draw, {"step": step, "padding": padding, "stride": stride})
+    return w.VBox([w.HBox([play, step]), w.HBox([padding, stride]), out])
+
+
+# --------------------------------------------------------------------------------------------
+# Explorer 2: kernel size, padding and stride set the output shape
+
+
+def shape_animation(
+    cases: Sequence[tuple[int, int, int, int]] = SHAPE_CASES, *, dpi: int = 60, interval: int = 1800
+) -> HTML:
+    """Static face of the output-shape explorer: one frame per ``(n, k, padding, stride)`` case."""
+    cases = list(cases)
+    return animate(
+        lambda fig, t: viz.plot_conv_geometry(*cases[t], fig=fig),
+        len(cases),
+        dpi=dpi,
+        interval=interval,
+    )
+
+
+def shape_explorer(n: int = 7, k: int = 3, padding: int = 0, stride: int = 1, *, max_n: int = 32) -> Any:
+    """Live face of the output-shape explorer: sliders for n, kernel, padding and stride."""
+    import ipywidgets as w
+
+    style = {"description_width": "initial"}
+    controls = {
+        "n": w.IntSlider(n, 3, max_n, description="input n", style=style),
+        "k": w.IntSlider(k, 1, 7, description="kernel k", style=style),
+        "padding": w.IntSlider(padding, 0, 3, description="padding p", style=style),
+        "stride": w.IntSlider(stride, 1, 4, description="stride s", style=style),
+    }
+
+    def draw(n: int, k: int, padding: int, stride: int) -> None:
+        if k > n + 2 * padding:
+            print(f"kernel {k} does not fit in the padded input {n} + 2*{padding} = {n + 2 * padding}")
+            return
+        viz.plot_conv_geometry(n, k, padding, stride)
+        plt.show()
+
+    out = w.interactive_output(draw, controls)
+    c = list(controls.values())
+    return w.VBox([w.HBox(c[:2]), w.HBox(c[2:]), out])
