@@ -24,13 +24,13 @@ from torch.nn import functional as F
 
 __all__ = [
     "C3_TABLE",
-    "uniform_fan_in_",
     "RBFOutput",
     "ScaledTanh",
     "SparseConv2d",
     "Subsampling",
     "c3_mask",
     "rbf_bitmaps",
+    "uniform_fan_in_",
 ]
 
 #: Table I of the paper: the S2 feature maps feeding each of the 16 C3 maps.
@@ -110,9 +110,7 @@ class SparseConv2d(nn.Module):
     elsewhere, not parameters, receiving no gradient) and calls ``conv2d`` once.
     """
 
-    def __init__(
-        self, in_channels: int, kernel_size: int = 5, table: Sequence[Sequence[int]] = C3_TABLE
-    ) -> None:
+    def __init__(self, in_channels: int, kernel_size: int = 5, table: Sequence[Sequence[int]] = C3_TABLE) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table), kernel_size
         self.table = tuple(tuple(int(i) for i in t) for t in table)
@@ -130,9 +128,13 @@ class SparseConv2d(nn.Module):
         """Inputs feeding one unit of each output map: connected maps x k x k."""
         return torch.tensor([len(t) * self.kernel_size**2 for t in self.table], dtype=torch.float)
 
-    def reset_parameters(self) -> None:
-        """Uniform in ±2.4 / F_i (paper Appendix C), F_i the fan-in of a unit of the output map."""
-        bound = 2.4 / self.fan_in()
+    def reset_parameters(self, sqrt: bool = False) -> None:
+        """Uniform in ±2.4 / F_i (paper Appendix C), F_i the fan-in of a unit of the output map.
+
+        ``sqrt=True`` uses ±2.4 / sqrt(F_i) instead (see :func:`uniform_fan_in_`).
+        """
+        fan_in = self.fan_in()
+        bound = 2.4 / (fan_in.sqrt() if sqrt else fan_in)
         with torch.no_grad():
             per_kernel = bound[self.out_index].view(-1, 1, 1)
             self.weight.uniform_(-1, 1).mul_(per_kernel)
@@ -145,10 +147,17 @@ class SparseConv2d(nn.Module):
         return w.index_put((self.out_index, self.in_index), self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.dense_weight(), self.bias)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"SparseConv2d({self.in_channels}, {self.out_channels}) expects (B, {self.in_channels}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
+        return F.conv2d(x, self.dense_weight(), self.bias)  # (B, out, H - k + 1, W - k + 1)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, connections={len(self.weight)}"
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, connections={len(self.weight)}"
+        )
 
 
 def rbf_bitmaps() -> torch.Tensor:
@@ -201,11 +210,15 @@ class RBFOutput(nn.Module):
         return f"in_features={d}, classes={n}, prototypes=fixed"
 
 
-def uniform_fan_in_(module: nn.Module, factor: float = 2.4) -> None:
+def uniform_fan_in_(module: nn.Module, factor: float = 2.4, *, sqrt: bool = False) -> None:
     """Initialise a Conv2d / Linear / Subsampling uniformly in ±factor / F_i (paper Appendix C).
 
     F_i is the number of inputs of one unit: ``in_channels * k * k`` for a convolution,
     ``in_features`` for a linear layer, the window size (4) for subsampling.
+
+    ``sqrt=True`` divides by sqrt(F_i) instead: the scale LeCun et al. recommend in
+    "Efficient BackProp" (1998, §4.6: standard deviation F_i^(-1/2)), under which the paper's
+    SDLM settings train (chapter 5 shows that with ±2.4/F_i as printed they saturate the net).
     """
     if isinstance(module, nn.Conv2d):
         fan_in = module.in_channels // module.groups * math.prod(module.kernel_size)
@@ -214,11 +227,11 @@ def uniform_fan_in_(module: nn.Module, factor: float = 2.4) -> None:
     elif isinstance(module, Subsampling):
         fan_in = module.kernel_size**2
     elif isinstance(module, SparseConv2d):
-        module.reset_parameters()
+        module.reset_parameters(sqrt=sqrt)
         return
     else:
         return
-    bound = factor / fan_in
+    bound = factor / (math.sqrt(fan_in) if sqrt else fan_in)
     with torch.no_grad():
         module.weight.uniform_(-bound, bound)
         if module.bias is not None:

@@ -27,7 +27,7 @@ from torch import nn
 
 from .layers import C3_TABLE, RBFOutput, ScaledTanh, SparseConv2d, Subsampling, uniform_fan_in_
 
-__all__ = ["LeNet5Paper", "MODELS", "build_model", "count_parameters", "lenet_d2l", "lenet_modern", "lenet_theano"]
+__all__ = ["MODELS", "LeNet5Paper", "build_model", "count_parameters", "lenet_d2l", "lenet_modern", "lenet_theano"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -138,10 +138,18 @@ class LeNet5Paper(nn.Module):
     background -0.1 and ink 1.175 (see :func:`lenet_utils.data.paper_scale`). Output: the
     RBF penalties ``y_i``; :meth:`predict` takes the smallest. Weights start uniform in
     ±2.4/F_i (Appendix C).
+
+    Args:
+        init: ``"paper"`` — uniform in ±2.4/F_i, as printed in Appendix C; ``"sqrt"`` —
+            uniform in ±2.4/sqrt(F_i), the scale under which the paper's SDLM settings train
+            (see :func:`~lenet_utils.layers.uniform_fan_in_` and chapter 5).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, init: str = "paper") -> None:
         super().__init__()
+        if init not in ("paper", "sqrt"):
+            raise ValueError(f"init must be 'paper' (±2.4/F_i) or 'sqrt' (±2.4/sqrt(F_i)), not {init!r}")
+        self.init = init
         self.C1 = nn.Conv2d(1, 6, 5)
         self.S2 = Subsampling(6)
         self.C3 = SparseConv2d(6, 5, C3_TABLE)
@@ -154,7 +162,7 @@ class LeNet5Paper(nn.Module):
 
     def reset_parameters(self) -> None:
         for m in self.modules():
-            uniform_fan_in_(m)
+            uniform_fan_in_(m, sqrt=self.init == "sqrt")
 
     def features(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         """Every layer's output, in order (for shape walks and visualisation)."""

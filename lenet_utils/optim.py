@@ -43,6 +43,9 @@ Departures from the paper:
 
 * ``h`` is averaged over the 500 patterns (the paper's "running average" over the same
   patterns is the same quantity up to its averaging weights).
+* ``mu`` defaults to the paper's 0.02. With the curvature computed here, units that saturate
+  during the first pass get tiny ``h`` at the next estimate and steps near ``eps / mu``; our
+  full runs use ``mu = 0.2`` (measurements in ``data/paper/mu_check/`` and chapter 5).
 * The optimiser applies the rule to whatever gradient it receives. Training with mini-batches
   (as :mod:`lenet_utils.paper` does for speed) and the *summed* loss of the batch makes one
   update equal, to first order, to the paper's B successive single-pattern updates.
@@ -193,7 +196,9 @@ def _ops(model: nn.Module) -> list[tuple[str, nn.Module]]:
     raise TypeError(f"gauss_newton_diagonal supports LeNet5Paper and nn.Sequential, not {type(model).__name__}")
 
 
-def _output_curvature(x: torch.Tensor, model: nn.Module, target: torch.Tensor | None, kind: str, j: float) -> torch.Tensor:
+def _output_curvature(
+    x: torch.Tensor, model: nn.Module, target: torch.Tensor | None, kind: str, j: float
+) -> torch.Tensor:
     """d2E/dx^2 for the F6 outputs x (B, 84): 2 (the y_D term), or the exact diagonal of Eq. 9."""
     if kind == "mle":
         return torch.full_like(x, 2.0)  # d2/dx_j^2 of sum_j (x_j - w_Dj)^2

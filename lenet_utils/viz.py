@@ -799,6 +799,7 @@ def plot_ablation(
     ax: plt.Axes | None = None,
     log_x: bool = False,
     order: Sequence[object] | None = None,
+    planned: Sequence[object] = (),
     label: str = "ours: mean ± std",
     color: str = "C0",
     title: str | None = None,
@@ -810,7 +811,8 @@ def plot_ablation(
 
     Numeric ``x`` values are placed on a (log) axis and joined; string values (``"relu"``) or
     an explicit ``order`` are placed side by side. Seeds are spread a little sideways so that
-    equal values stay visible.
+    equal values stay visible. ``planned`` values get a tick and ``n=0`` even before any run
+    of them has finished (a sweep still running).
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
@@ -818,8 +820,8 @@ def plot_ablation(
         fig = ax.figure
     points = ablation_points(rows, x, metric)
     keys = list(order) if order is not None else list(points)
-    if reference is not None and order is None:
-        keys += [k for k in reference if k not in points]
+    if order is None:
+        keys += [k for k in (*(reference or {}), *planned) if k not in keys]
         if not any(isinstance(k, str) for k in keys):
             keys = sorted(keys)  # type: ignore[type-var]
     categorical = order is not None or any(isinstance(k, str) for k in keys)
@@ -858,19 +860,27 @@ def plot_ablation(
         ax.set_xticks(list(range(len(keys))), [str(k) for k in keys])
         ax.set_xlim(-0.6, len(keys) - 0.4)
     elif keys:
-        ax.set_xticks([pos[k] for k in keys], [f"{k:g}" for k in keys], fontsize=7)  # type: ignore[str-format]
+        crowded = len(keys) > 10
+        ax.set_xticks(
+            [pos[k] for k in keys], [f"{k:g}" for k in keys], fontsize=7, rotation=90 if crowded else 0
+        )  # type: ignore[str-format]
     counts = {k: len(points.get(k, [])) for k in keys}
+    level = getattr(ax, "_ablation_series", 0)  # a second series on the same axes: its counts above
+    ax._ablation_series = level + 1  # type: ignore[attr-defined]
     for k in keys:
         ax.annotate(
-            f"n={counts[k]}", (pos[k], 0), xycoords=("data", "axes fraction"), xytext=(0, 2),
-            textcoords="offset points", ha="center", va="bottom", fontsize=6, color="0.35",
+            f"n={counts[k]}", (pos[k], 0), xycoords=("data", "axes fraction"),
+            xytext=(0, 2 + (16 if len(keys) > 10 else 8) * level), textcoords="offset points", ha="center",
+            va="bottom", fontsize=6 if len(keys) <= 10 else 5, rotation=90 if len(keys) > 10 else 0,
+            color=color if level else "0.35",
         )  # fmt: skip
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or metric.replace("final_", "").replace("_", " "))
     ax.grid(True, alpha=0.3)
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
     return fig
 
 
@@ -910,7 +920,8 @@ def plot_epoch_curves(
     ax.grid(True, alpha=0.3)
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
     return fig
 
 

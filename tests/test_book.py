@@ -42,7 +42,11 @@ def test_notebook_is_committed_executed(path: Path) -> None:
 def test_notebook_ends_with_exercises(path: Path) -> None:
     nb = json.loads(path.read_text())
     headings = [
-        line for c in nb["cells"] if c["cell_type"] == "markdown" for line in "".join(c["source"]).splitlines() if line.startswith("#")
+        line
+        for c in nb["cells"]
+        if c["cell_type"] == "markdown"
+        for line in "".join(c["source"]).splitlines()
+        if line.startswith("#")
     ]
     assert any("Exercises" in h for h in headings[-3:]), "each chapter ends with exercises"
 

@@ -1,0 +1,249 @@
+"""``python -m lenet_utils bench``: our trainer against ``d2l.train_ch6``, same net, data and settings.
+
+One process runs, one after the other:
+
+1. **d2l** — ``d2l.train_ch6`` on ``d2l.load_data_fashion_mnist(batch_size)`` (torchvision
+   dataset, PIL → tensor per image, ``DataLoader`` with d2l's 4 worker processes), exactly
+   as the book and the seeds run it;
+2. **d2l + TensorLoader** (optional, ``--decompose``) — the same ``train_ch6`` fed by our
+   in-memory loaders: separates what the data pipeline costs from what the loop costs;
+3. **ours** — :func:`lenet_utils.train.fit` with its defaults (in-memory loaders, measured
+   thread count, ``channels_last``, metrics read once per epoch).
+
+All start from the same weights (the RNG is re-seeded before each, and both trainers draw
+Xavier-uniform weights in the same order) and use d2l's LeNet (sigmoid, average pooling),
+SGD, cross-entropy. Throughput is *wall clock*: training examples processed divided by the
+seconds the whole call took (data loading, evaluation, plotting included). d2l's own
+"examples/sec" — timed around the optimisation steps only, data loading excluded — is shown
+too. ``--profile`` adds a ``torch.profiler`` table of where our trainer's time goes.
+
+The machine may be shared: the load average before and after is printed, and since both
+trainers run in the same process, in the same conditions, back to back, the *ratio* is the
+meaningful number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import platform
+import re
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["main", "profile_fit", "run_d2l", "run_ours"]
+
+
+@contextlib.contextmanager
+def d2l_cwd(root: Path):
+    """Work in a folder whose ``../data`` is ``root``, because d2l's loaders read ``../data``."""
+    old = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="d2l-cwd-") as tmp:
+        (Path(tmp) / "data").symlink_to(root.resolve(), target_is_directory=True)
+        (Path(tmp) / "cwd").mkdir()
+        os.chdir(Path(tmp) / "cwd")
+        try:
+            yield
+        finally:
+            os.chdir(old)
+
+
+_D2L_LINE = re.compile(r"loss ([\d.]+), train acc ([\d.]+), test acc ([\d.]+)")
+_D2L_RATE = re.compile(r"([\d.]+) examples/sec")
+
+
+def run_d2l(
+    epochs: int, lr: float, batch_size: int, seed: int, *, loaders: tuple[Any, Any] | None = None
+) -> dict[str, Any]:
+    """Run ``d2l.train_ch6`` with d2l's LeNet; return wall time, throughputs and its printed metrics.
+
+    ``loaders=None`` uses ``d2l.load_data_fashion_mnist(batch_size)`` (run from a folder where
+    ``../data`` is this book's data folder, so nothing is downloaded).
+    """
+    import d2l.torch as d2l
+    import matplotlib
+
+    from . import data, set_seed
+    from .models import lenet_d2l
+
+    matplotlib.use("Agg", force=True)
+    root = data.fetch("fashion")
+    set_seed(seed)
+    net = lenet_d2l()
+    out = io.StringIO()
+    t0 = time.perf_counter()
+    with d2l_cwd(root), contextlib.redirect_stdout(out):
+        train_iter, test_iter = loaders if loaders is not None else d2l.load_data_fashion_mnist(batch_size)
+        d2l.train_ch6(net, train_iter, test_iter, epochs, lr, torch.device("cpu"))
+    wall = time.perf_counter() - t0
+    d2l.plt.close("all")
+    text = out.getvalue()
+    m, r = _D2L_LINE.search(text), _D2L_RATE.search(text)
+    if m is None or r is None:
+        raise RuntimeError(f"could not read d2l.train_ch6's summary from its output:\n{text[-500:]}")
+    n = 60000 * epochs
+    return {
+        "wall_s": wall,
+        "wall_rate": n / wall,
+        "d2l_rate": float(r.group(1)),
+        "loss": float(m.group(1)),
+        "train_acc": float(m.group(2)),
+        "test_acc": float(m.group(3)),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run_ours(epochs: int, lr: float, batch_size: int, seed: int, **fit_kwargs: Any) -> dict[str, Any]:
+    """Run :func:`lenet_utils.train.fit` on our loaders with the same net and settings."""
+    from . import data, set_seed
+    from .models import lenet_d2l
+    from .train import fit
+
+    t0 = time.perf_counter()
+    train_iter, test_iter = data.load_data("fashion", batch_size, seed=seed)
+    set_seed(seed)
+    net = lenet_d2l()
+    # no seed here: Xavier draws continue the stream after the constructor, as in train_ch6
+    h = fit(net, train_iter, test_iter, epochs=epochs, lr=lr, progress=False, **fit_kwargs)
+    wall = time.perf_counter() - t0
+    n = train_iter.num_examples * epochs
+    return {
+        "wall_s": wall,
+        "wall_rate": n / wall,
+        "d2l_rate": n / sum(h.seconds),  # training loop only (our timer includes fetching batches)
+        "loss": h.train_loss[-1],
+        "train_acc": h.train_acc[-1],
+        "test_acc": h.test_acc[-1],
+        "threads": h.num_threads,
+    }
+
+
+def profile_fit(batch_size: int = 256, lr: float = 0.9, batches: int = 60, rows: int = 15) -> str:
+    """A ``torch.profiler`` table (self CPU time by operator) over ``batches`` training steps of
+    :func:`fit`'s loop plus one test-set evaluation, with the same settings as ``fit``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from . import data, set_seed
+    from . import train as train_mod
+    from .models import lenet_d2l
+    from .train import evaluate_accuracy, fit
+
+    train_iter, test_iter = data.load_data("fashion", batch_size, train_subset=batch_size * batches)
+    set_seed(0)
+    net = lenet_d2l()
+    fit(net, train_iter, None, epochs=1, lr=lr, progress=False)  # warm-up, picks the threads
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        h = fit(net, train_iter, None, epochs=1, lr=lr, progress=False, init=None)
+        before = torch.get_num_threads()
+        torch.set_num_threads(h.num_threads or before)  # evaluate as fit does, with its thread count
+        t0 = time.perf_counter()
+        evaluate_accuracy(net, train_mod._eval_batches(test_iter, 2048))
+        t_eval = time.perf_counter() - t0
+        torch.set_num_threads(before)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40)
+    head = (
+        f"profile: {batches} training batches of {batch_size} ({h.seconds[0]:.2f} s, {h.num_threads} thread(s)) "
+        f"+ one pass over the 10,000 test images ({t_eval:.2f} s), under the profiler\n"
+    )
+    return head + table
+
+
+def _conditions() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs "
+        f"({platform.processor() or platform.machine()}); torch {torch.__version__}"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import _positive_float, _positive_int
+
+    p = argparse.ArgumentParser(
+        prog="python -m lenet_utils bench",
+        description="Benchmark lenet_utils.train.fit against d2l.train_ch6 (d2l LeNet, Fashion-MNIST, SGD).",
+    )
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs for each trainer (default 10)")
+    p.add_argument("--lr", type=_positive_float, default=0.9)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--decompose", action="store_true", help="also run train_ch6 on our in-memory loaders")
+    p.add_argument("--profile", action="store_true", help="print a torch.profiler table of our trainer")
+    p.add_argument("--skip-d2l", action="store_true", help="only our trainer (quick check)")
+    p.add_argument("--out", default=None, help="also write the report to this file (atomically)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lenet_utils bench [--epochs N] [--decompose] [--profile] [--out FILE]``."""
+    args = build_parser().parse_args(argv)
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    cmd = "python -m lenet_utils bench " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    say(f"$ {cmd.strip()}")
+    say(f"before: {_conditions()}")
+    say(
+        f"setting: d2l LeNet, Fashion-MNIST, batch {args.batch_size}, SGD lr {args.lr}, "
+        f"{args.epochs} epochs, seed {args.seed}"
+    )
+    results: dict[str, dict[str, Any]] = {}
+    if not args.skip_d2l:
+        results["d2l.train_ch6"] = run_d2l(args.epochs, args.lr, args.batch_size, args.seed)
+        say(f"  d2l.train_ch6 done in {results['d2l.train_ch6']['wall_s']:.1f} s")
+        if args.decompose:
+            from . import data
+
+            loaders = data.load_data("fashion", args.batch_size, seed=args.seed)
+            results["d2l.train_ch6 + TensorLoader"] = run_d2l(
+                args.epochs, args.lr, args.batch_size, args.seed, loaders=loaders
+            )
+            say(f"  d2l.train_ch6 + TensorLoader done in {results['d2l.train_ch6 + TensorLoader']['wall_s']:.1f} s")
+    results["lenet_utils.train.fit"] = run_ours(args.epochs, args.lr, args.batch_size, args.seed)
+    say(f"  lenet_utils.train.fit done in {results['lenet_utils.train.fit']['wall_s']:.1f} s")
+    say(f"after:  {_conditions()}")
+    say()
+    say(f"{'trainer':<30} {'wall s':>8} {'ex/s wall':>10} {'ex/s steps':>11} {'threads':>7} "
+        f"{'loss':>6} {'train':>6} {'test':>6}")  # fmt: skip
+    for name, r in results.items():
+        say(
+            f"{name:<30} {r['wall_s']:>8.1f} {r['wall_rate']:>10.0f} {r['d2l_rate']:>11.0f} {r['threads']!s:>7} "
+            f"{r['loss']:>6.3f} {r['train_acc']:>6.3f} {r['test_acc']:>6.3f}"
+        )
+    say("(ex/s wall: examples / seconds of the whole call; ex/s steps: d2l's own figure, optimisation steps only)")
+    if "d2l.train_ch6" in results:
+        d, o = results["d2l.train_ch6"], results["lenet_utils.train.fit"]
+        say()
+        say(f"speed-up, wall clock: {o['wall_rate'] / d['wall_rate']:.1f}x   "
+            f"(on d2l's own examples/sec: {o['d2l_rate'] / d['d2l_rate']:.1f}x)")  # fmt: skip
+        say(f"test accuracy: d2l {d['test_acc']:.3f}, ours {o['test_acc']:.3f} "
+            f"(difference {o['test_acc'] - d['test_acc']:+.3f}; "
+            "single runs at these settings scatter over ~0.72-0.82)")  # fmt: skip
+    if args.profile:
+        say()
+        for line in profile_fit(args.batch_size, args.lr).splitlines():
+            say(line)
+    if args.out:
+        from .train import _atomic_write
+
+        _atomic_write(Path(args.out), ("\n".join(lines) + "\n").encode())
+        print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""LeNet5Paper as published, and the committed result of the 1998 recipe (lenet_utils.paper)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet_utils import layers, paper
+from lenet_utils.models import LeNet5Paper, count_parameters
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINT = REPO / "data" / "paper" / "plain" / "checkpoint.pt"
+DISTORTED = REPO / "data" / "paper" / "distortions" / "checkpoint.pt"
+
+# Table I of the paper as printed: rows are the S2 maps 0-5, columns the C3 maps 0-15.
+TABLE_I = """
+X...XXX..XXXX.XX
+XX...XXX..XXXX.X
+XXX...XXX..X.XXX
+.XXX..XXXX..X.XX
+..XXX..XXXX.XX.X
+...XXX..XXXX.XXX
+"""
+
+
+def test_parameter_counts_per_layer() -> None:
+    model = LeNet5Paper()
+    per_layer = {
+        name: count_parameters(getattr(model, name)) for name in ("C1", "S2", "C3", "S4", "C5", "F6", "output")
+    }
+    assert per_layer == {"C1": 156, "S2": 12, "C3": 1516, "S4": 32, "C5": 48120, "F6": 10164, "output": 0}
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 60_000
+
+
+def test_c3_has_no_masked_dense_kernel() -> None:
+    c3 = LeNet5Paper().C3
+    shapes = [tuple(p.shape) for p in c3.parameters()]
+    assert shapes == [(60, 5, 5), (16,)]  # 60 connected kernels, no (16, 6, 5, 5) tensor
+
+
+def test_c3_mask_equals_table_i() -> None:
+    rows = [r for r in TABLE_I.split() if r]
+    printed = torch.tensor([[ch == "X" for ch in r] for r in rows])  # (6 S2 maps, 16 C3 maps)
+    assert printed.sum() == 60
+    assert torch.equal(layers.c3_mask().t(), printed)
+    assert torch.equal(layers.c3_mask(LeNet5Paper().C3.table).t(), printed)
+
+
+def test_c3_forward_uses_only_connected_maps() -> None:
+    c3 = LeNet5Paper().C3
+    x = torch.zeros(1, 6, 14, 14)
+    x[0, 0] = torch.randn(14, 14)  # only S2 map 0 active
+    y = c3(x) - c3(torch.zeros_like(x))  # (1, 16, 10, 10): the part that depends on map 0
+    moved = y.abs().flatten(2).amax(2)[0] > 0
+    assert moved.tolist() == [0 in t for t in layers.C3_TABLE]
+
+
+def _bitmaps_from(path: Path) -> torch.Tensor:
+    rows: dict[int, list[str]] = {}
+    digit = None
+    for line in path.read_text().splitlines():
+        if line.startswith("digit "):
+            digit = int(line.split()[1])
+            rows[digit] = []
+        elif digit is not None and line.strip() and set(line.strip()) <= {"#", "."}:
+            rows[digit].append(line.strip())
+    return torch.tensor([[1.0 if c == "#" else -1.0 for c in "".join(rows[d])] for d in range(10)])
+
+
+def test_rbf_prototypes_are_the_reference_bitmaps_and_fixed() -> None:
+    model = LeNet5Paper()
+    packaged = _bitmaps_from(REPO / "lenet_utils" / "resources" / "lenet5_rbf_bitmaps.txt")
+    assert torch.equal(model.output.prototypes, packaged)
+    shared = REPO.parent / "shared" / "reference" / "lenet5_rbf_bitmaps.txt"
+    if shared.is_file():  # the reference copy the bitmaps were read from, when present
+        assert torch.equal(model.output.prototypes, _bitmaps_from(shared))
+    assert "output.prototypes" in model.state_dict()
+    assert all(p is not model.output.prototypes for p in model.parameters())
+    assert not model.output.prototypes.requires_grad
+    # digit 1 of Fig. 3: the top row is ...##.. (units 3 and 4 are ink)
+    assert model.output.prototypes[1, :7].tolist() == [-1, -1, -1, 1, 1, -1, -1]
+
+
+def test_prediction_is_smallest_penalty() -> None:
+    model = LeNet5Paper()
+    x = torch.randn(5, 1, 32, 32)
+    assert torch.equal(model.predict(x), model(x).argmin(1))
+
+
+def test_distort_is_seeded_and_identity_when_off() -> None:
+    x = torch.rand(4, 1, 32, 32) * 1.275 - 0.1
+    same = paper.distort(x, torch.Generator().manual_seed(0), prob=0.0)
+    assert torch.allclose(same, x, atol=1e-5)
+    a = paper.distort(x, torch.Generator().manual_seed(1), prob=1.0)
+    b = paper.distort(x, torch.Generator().manual_seed(1), prob=1.0)
+    assert torch.equal(a, b) and not torch.allclose(a, x, atol=1e-3)
+    # background stays background: a blank image is unchanged by any distortion
+    blank = torch.full((3, 1, 32, 32), -0.1)
+    assert torch.allclose(paper.distort(blank, torch.Generator().manual_seed(2), prob=1.0), blank, atol=1e-6)
+
+
+def test_distort_translation_moves_the_ink() -> None:
+    x = torch.full((1, 1, 32, 32), -0.1)
+    x[0, 0, 10:20, 10:20] = 1.175
+    y = paper.distort(x, torch.Generator().manual_seed(3), prob=1.0, scale=0, squeeze=0, shear=0, shift=2)
+    ink = (y[0, 0] + 0.1).clamp_min(0)
+    cols = torch.arange(32.0)
+    cx = (ink.sum(0) * cols).sum() / ink.sum()
+    assert 12.5 <= cx <= 16.5 and abs(cx - 14.5) > 0.01  # moved, by at most 2 pixels
+
+
+@pytest.mark.slow
+def test_short_training_learns(tmp_path: Path) -> None:
+    """Two SDLM passes over 2,000 images: well below chance, and a resume continues the log."""
+    Xtr, ytr, Xte, yte = paper.mnist_tensors("paper")
+    data = (Xtr[:2000], ytr[:2000], Xte[:1000], yte[:1000])
+    cfg = paper.PaperConfig(init="sqrt", mu=0.2, passes=1, batch_size=10, seed=0, threads=1)
+    _, rows = paper.train(cfg, tmp_path, data=data)
+    assert len(rows) == 1 and rows[0]["test_error"] < 0.35, rows
+    cfg.passes = 2
+    _, rows = paper.train(cfg, tmp_path, data=data)  # resumes after pass 1
+    assert [r["pass"] for r in rows] == [1, 2]
+    assert [r["pass"] for r in paper.load_log(tmp_path / "log.csv")] == [1, 2]
+    assert rows[1]["eps"] == 5e-4 and rows[1]["train_error"] < 0.2, rows
+
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    Xtr, ytr, Xte, yte = paper.mnist_tensors("paper")
+    data = (Xtr[:200], ytr[:200], Xte[:100], yte[:100])
+    paper.train(paper.PaperConfig(passes=1, threads=1), tmp_path, data=data)
+    with pytest.raises(ValueError, match="other settings"):
+        paper.train(paper.PaperConfig(passes=2, j=3.0, threads=1), tmp_path, data=data)
+
+
+def _finished(checkpoint: Path, passes: int = 20) -> bool:
+    log = checkpoint.parent / "log.csv"
+    return checkpoint.is_file() and log.is_file() and len(paper.load_log(log)) >= passes
+
+
+@pytest.mark.skipif(
+    not _finished(CHECKPOINT),
+    reason=f"{CHECKPOINT.parent} has not finished 20 passes: continue it with `python -m lenet_utils "
+    "train-paper --passes 20 --threads 1 --init sqrt --mu 0.2 --out data/paper/plain`",
+)
+def test_committed_checkpoint_reaches_one_percent() -> None:
+    model = paper.load_checkpoint(CHECKPOINT)
+    assert count_parameters(model) == 60_000
+    _, _, Xte, yte = paper.mnist_tensors("paper")
+    err, _ = paper.evaluate(model, Xte, yte)
+    log = paper.load_log(CHECKPOINT.parent / "log.csv")
+    assert abs(log[-1]["test_error"] - err) < 1e-6  # the log describes this checkpoint
+    assert err <= 0.010, f"test error {100 * err:.2f}% > 1.0% (the paper: 0.95%)"
+
+
+@pytest.mark.skipif(not CHECKPOINT.is_file(), reason=f"{CHECKPOINT} not written yet")
+def test_committed_checkpoint_matches_its_log() -> None:
+    """Whatever pass the run has reached, the checkpoint reproduces its logged test error (seconds)."""
+    model = paper.load_checkpoint(CHECKPOINT)
+    assert count_parameters(model) == 60_000
+    _, _, Xte, yte = paper.mnist_tensors("paper")
+    err, _ = paper.evaluate(model, Xte, yte)
+    log = torch.load(CHECKPOINT, weights_only=True)["log"]  # its own copy: the CSV may be a pass ahead
+    assert abs(log[-1]["test_error"] - err) < 1e-6
+
+
+@pytest.mark.skipif(
+    not _finished(DISTORTED),
+    reason=f"{DISTORTED.parent} has not finished 20 passes: continue it with `python -m lenet_utils "
+    "train-paper --passes 20 --threads 1 --init sqrt --mu 0.2 --distortions --out data/paper/distortions`",
+)
+def test_committed_distortion_checkpoint_reaches_target() -> None:
+    model = paper.load_checkpoint(DISTORTED)
+    _, _, Xte, yte = paper.mnist_tensors("paper")
+    err, _ = paper.evaluate(model, Xte, yte)
+    log = paper.load_log(DISTORTED.parent / "log.csv")
+    assert abs(log[-1]["test_error"] - err) < 1e-6
+    assert err <= 0.0085, f"test error {100 * err:.2f}% > 0.85% (the paper: 0.8%)"
