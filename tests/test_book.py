@@ -15,7 +15,8 @@ CHAPTERS = sorted((REPO / "chapters").glob("[0-9]*.ipynb"))
 
 
 def _toc_files() -> list[str]:
-    return [line.split("file:")[1].strip() for line in (REPO / "_toc.yml").read_text().splitlines() if "file:" in line]
+    lines = [line.split("#")[0] for line in (REPO / "_toc.yml").read_text().splitlines()]
+    return [line.split("file:")[1].strip() for line in lines if "file:" in line]
 
 
 def test_every_chapter_is_in_the_toc_and_exists() -> None:
