@@ -238,9 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in profile_fit(args.batch_size, args.lr).splitlines():
             say(line)
     if args.out:
-        from .train import _atomic_write
+        from .files import atomic_write
 
-        _atomic_write(Path(args.out), ("\n".join(lines) + "\n").encode())
+        atomic_write(Path(args.out), ("\n".join(lines) + "\n").encode())
         print(f"written to {args.out}")
     return 0
 

@@ -47,7 +47,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +57,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .files import atomic_torch_save, atomic_write
 from .losses import DEFAULT_J, map_loss, mle_loss
 from .models import LeNet5Paper, count_parameters, lenet_modern
 from .optim import SDLM, gauss_newton_diagonal, paper_eps
@@ -211,30 +211,6 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
     return (pred != y).float().mean().item(), pred
 
 
-def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def load_checkpoint(path: str | Path) -> nn.Module:
     """The trained network stored in a ``checkpoint.pt`` written by :func:`train` (eval mode)."""
     path = Path(path)
@@ -258,7 +234,7 @@ def _write_log(rows: list[dict[str, float]], path: Path) -> None:
     lines = [",".join(LOG_FIELDS)]
     for r in rows:
         lines.append(",".join(str(r[k]) if k == "pass" else f"{r[k]:.6g}" for k in LOG_FIELDS))
-    _atomic_write_text("\n".join(lines) + "\n", path)
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 # ------------------------------------------------------------------------------------------
@@ -394,7 +370,7 @@ def train(
             "cpu_count": os.cpu_count(),
             "parameters": count_parameters(model),
         }
-        _atomic_write_text(json.dumps(run, indent=2) + "\n", out_dir / "run.json")
+        atomic_write(out_dir / "run.json", json.dumps(run, indent=2) + "\n")
     for pass_number in range(len(rows) + 1, cfg.passes + 1):
         with _no_mkldnn():  # faster for these small convolutions (measured)
             loss, seconds = _train_one_pass(model, opt, cfg, Xtr, ytr, pass_number)
@@ -416,7 +392,7 @@ def train(
             state = {"config": asdict(cfg), "model": model.state_dict(), "log": rows}
             if cfg.optimizer != "sdlm":  # SDLM's only state, h, is re-estimated every pass
                 state["optimizer"] = opt.state_dict()
-            _atomic_save(state, ckpt_path)  # type: ignore[arg-type]
+            atomic_torch_save(state, ckpt_path)  # type: ignore[arg-type]
             _write_log(rows, out_dir / "log.csv")
         if callback is not None:
             callback(row)

@@ -63,6 +63,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .files import atomic_write
+
 __all__ = [
     "COLUMNS",
     "DEFAULTS",
@@ -312,16 +314,7 @@ class ResultsFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = self.path.read_bytes() if self.path.is_file() else b""
         if b"\n" not in data:  # missing, empty, or a header torn before its newline
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(self._header_line())
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, self.path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            atomic_write(self.path, self._header_line())
             return
         if not data.endswith(b"\n"):
             keep = data.rfind(b"\n") + 1

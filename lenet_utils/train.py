@@ -43,7 +43,6 @@ import io
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,6 +51,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .files import atomic_write
 
 __all__ = [
     "History",
@@ -361,7 +362,7 @@ class History:
         writer.writeheader()
         for row in self.rows():
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        return _atomic_write(Path(path), buf.getvalue().encode())
+        return atomic_write(Path(path), buf.getvalue().encode())
 
     @classmethod
     def from_csv(cls, path: str | Path) -> History:
@@ -393,24 +394,11 @@ class History:
         return ", ".join(parts) + f"; {rate:.1f} examples/sec, {total:.1f} s"
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
 def save_checkpoint(path: str | Path, net: nn.Module, **extra: Any) -> Path:
     """Save ``{"model": state_dict, **extra}`` with ``torch.save``, atomically (temp name + rename)."""
     buf = io.BytesIO()
     torch.save({"model": net.state_dict(), **extra}, buf)
-    return _atomic_write(Path(path), buf.getvalue())
+    return atomic_write(Path(path), buf.getvalue())
 
 
 def load_checkpoint(
@@ -1013,7 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = "step,epoch,loss\n" + "".join(
             f"{i + 1},{i // per_epoch + 1},{v:.6g}\n" for i, v in enumerate(history.batch_loss)
         )
-        _atomic_write(Path(args.batch_loss), text.encode())
+        atomic_write(Path(args.batch_loss), text.encode())
         print(f"per-batch loss ({n} batches): {args.batch_loss}")
     print(history.summary())
     if history.best_epoch is not None:
