@@ -134,6 +134,33 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
         paper.train(paper.PaperConfig(passes=2, j=3.0, threads=1), tmp_path, data=data)
 
 
+def test_hold_out_is_fixed_disjoint_and_complete() -> None:
+    X, y = torch.arange(100.0).view(100, 1), torch.arange(100) % 10
+    a = paper.hold_out(X, y, 20)
+    b = paper.hold_out(X, y, 20)
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))  # the same draw every run
+    Xr, yr, Xv, yv = a
+    assert torch.equal(yr, Xr.view(-1).long() % 10)
+    assert len(Xr) == 80 and len(Xv) == 20
+    seen = torch.cat([Xr, Xv]).view(-1).sort().values
+    assert torch.equal(seen, X.view(-1))  # disjoint, nothing lost
+    assert torch.equal(yv, Xv.view(-1).long() % 10)  # labels stay with their images
+    assert not torch.equal(Xv.view(-1), X[-20:].view(-1))  # random, not the last 20
+    for bad in (0, 100):
+        with pytest.raises(ValueError, match="validation size"):
+            paper.hold_out(X, y, bad)
+
+
+def test_validation_run_reports_the_held_out_images(tmp_path: Path) -> None:
+    Xtr, ytr, Xte, yte = paper.mnist_tensors("paper")
+    data = (Xtr[:300], ytr[:300], Xte[:50], yte[:50])
+    cfg = paper.PaperConfig(init="sqrt", mu=0.2, passes=1, validation=100, threads=1)
+    model, rows = paper.train(cfg, tmp_path, data=data)
+    Xr, yr, Xv, yv = paper.hold_out(Xtr[:300], ytr[:300], 100)
+    assert rows[0]["test_error"] == paper.evaluate(model, Xv, yv)[0]  # the held-out 100, not the test set
+    assert rows[0]["train_error"] == paper.evaluate(model, Xr, yr)[0]  # trained and measured on the other 200
+
+
 def _finished(checkpoint: Path, passes: int = 20) -> bool:
     log = checkpoint.parent / "log.csv"
     return checkpoint.is_file() and log.is_file() and len(paper.load_log(log)) >= passes
