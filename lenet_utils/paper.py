@@ -28,8 +28,11 @@ and in three matters of implementation:
   successive single-pattern steps to first order; a pass is then fast enough on a CPU.
 * **Order.** A new seeded random order each pass (the paper does not say it reshuffled).
 * **Distortions on the fly.** Instead of a fixed set of 540,000 distorted copies added to the
-  60,000 originals, each pass distorts each pattern with probability 0.9 (= 540k / 600k) with
-  fresh random parameters: 20 passes see 1.2 million patterns, a tenth of the paper's 12 million.
+  60,000 originals, each presentation of a pattern is distorted with probability 0.9
+  (= 540k / 600k) with fresh random parameters. With the default ``--copies 1`` a pass
+  presents each image once, so 20 passes see 1.2 million patterns, a tenth of the paper's
+  12 million; ``--copies 10`` presents each image ten times per pass, the paper's 600,000
+  patterns per pass.
 
 Each pass appends a row to ``log.csv`` (pass, eps, loss, train error, test error, seconds) and
 rewrites ``checkpoint.pt`` (written to a temporary name, then renamed): a killed run restarts
@@ -99,6 +102,9 @@ class PaperConfig:
     j: float = DEFAULT_J  # Eq. 9 constant; the paper gives no value
     distortions: bool = False  # §III.C
     distort_prob: float = 0.9  # 540,000 distorted among 600,000 patterns
+    # with distortions: each pass presents every training image this many times (10 = the
+    # paper's 60,000 originals + 540,000 distorted copies per pass, with distort_prob 0.9)
+    copies: int = 1
     seed: int = 0
     train_subset: int | None = None  # first n training images only (quick experiments)
     test_subset: int | None = None
@@ -291,7 +297,8 @@ def _train_one_pass(
 ) -> tuple[float, float]:
     """One pass over ``(X, y)``; returns (mean training loss, seconds)."""
     g = torch.Generator().manual_seed(cfg.seed * 100_003 + pass_number)
-    order = torch.randperm(len(X), generator=g)
+    n = len(X) * cfg.copies
+    order = torch.randperm(n, generator=g) % len(X)  # every image `copies` times, shuffled
     if isinstance(opt, SDLM):
         # Appendix C: re-estimate the Gauss-Newton diagonal on 500 patterns, set this pass's epsilon.
         idx = order[: cfg.hessian_samples]
@@ -304,7 +311,7 @@ def _train_one_pass(
     model.train()
     total, t0 = 0.0, time.perf_counter()
     B = cfg.batch_size
-    for i in range(0, len(X), B):
+    for i in range(0, n, B):
         idx = order[i : i + B]
         xb, yb = X[idx], y[idx]  # (B, 1, 32, 32), (B,)
         if cfg.distortions:
@@ -317,7 +324,7 @@ def _train_one_pass(
     seconds = time.perf_counter() - t0
     if not math.isfinite(total):
         raise FloatingPointError(f"training diverged in pass {pass_number} (loss {total})")
-    return total / len(X), seconds
+    return total / n, seconds
 
 
 @contextlib.contextmanager
@@ -350,6 +357,8 @@ def train(
     Returns:
         The model and the log rows.
     """
+    if cfg.copies < 1 or (cfg.copies > 1 and not cfg.distortions):
+        raise ValueError(f"copies must be 1, or more with distortions (identical copies add nothing), got {cfg.copies}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     Xtr, ytr, Xte, yte = data if data is not None else mnist_tensors(cfg.model)
@@ -455,6 +464,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--passes", type=int, default=d.passes, help="passes over the training set (paper: 20)")
     p.add_argument("--distortions", action="store_true", help="random affine distortions (§III.C)")
+    p.add_argument(
+        "--copies",
+        type=int,
+        default=d.copies,
+        help="with --distortions: presentations of each image per pass (paper: 10 = 60k originals + 540k distorted)",
+    )
     p.add_argument("--out", default=None, help="output folder (default data/paper/plain or data/paper/distortions)")
     p.add_argument("--model", choices=["paper", "modern"], default=d.model, help="'modern': ReLU/max-pool/softmax")
     p.add_argument("--init", choices=["sqrt", "paper"], default=d.init, help="±2.4/sqrt(F_i) or ±2.4/F_i (as printed)")
@@ -507,6 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loss=args.loss,
         j=args.j,
         distortions=args.distortions,
+        copies=args.copies,
         seed=args.seed,
         train_subset=args.train_subset,
         test_subset=args.test_subset,

@@ -161,6 +161,23 @@ def test_validation_run_reports_the_held_out_images(tmp_path: Path) -> None:
     assert rows[0]["train_error"] == paper.evaluate(model, Xr, yr)[0]  # trained and measured on the other 200
 
 
+def test_copies_need_distortions_and_multiply_the_updates(tmp_path: Path) -> None:
+    Xtr, ytr, Xte, yte = paper.mnist_tensors("paper")
+    data = (Xtr[:100], ytr[:100], Xte[:50], yte[:50])
+    with pytest.raises(ValueError, match="copies"):
+        paper.train(paper.PaperConfig(passes=1, copies=2, threads=1), data=data)
+    steps = []
+    for copies in (1, 3):
+        cfg = paper.PaperConfig(init="sqrt", mu=0.2, passes=1, distortions=True, copies=copies, threads=1)
+        model = paper._build("paper", "sqrt")
+        opt = paper._make_optimizer(cfg, model)
+        calls: list[int] = []
+        opt.register_step_post_hook(lambda *_, calls=calls: calls.append(1))
+        paper._train_one_pass(model, opt, cfg, *data[:2], 1)
+        steps.append(len(calls))
+    assert steps == [10, 30]  # batches of 10: every image once per pass, or three times
+
+
 def _finished(checkpoint: Path, passes: int = 20) -> bool:
     log = checkpoint.parent / "log.csv"
     return checkpoint.is_file() and log.is_file() and len(paper.load_log(log)) >= passes
