@@ -11,8 +11,9 @@ from lenet_utils import layers, paper
 from lenet_utils.models import LeNet5Paper, count_parameters
 
 REPO = Path(__file__).resolve().parents[1]
-CHECKPOINT = REPO / "data" / "paper" / "plain" / "checkpoint.pt"
-DISTORTED = REPO / "data" / "paper" / "distortions" / "checkpoint.pt"
+# the recipe of chapter 5 (seed 0): mu = 1, and with the paper's 600,000 distorted patterns per pass
+CHECKPOINT = REPO / "data" / "paper" / "plain_mu1" / "checkpoint.pt"
+DISTORTED = REPO / "data" / "paper" / "distortions_x10" / "checkpoint.pt"
 
 # Table I of the paper as printed: rows are the S2 maps 0-5, columns the C3 maps 0-15.
 TABLE_I = """
@@ -186,7 +187,7 @@ def _finished(checkpoint: Path, passes: int = 20) -> bool:
 @pytest.mark.skipif(
     not _finished(CHECKPOINT),
     reason=f"{CHECKPOINT.parent} has not finished 20 passes: continue it with `python -m lenet_utils "
-    "train-paper --passes 20 --threads 1 --init sqrt --mu 0.2 --out data/paper/plain`",
+    "train-paper --passes 20 --threads 1 --init sqrt --mu 1.0 --out data/paper/plain_mu1`",
 )
 def test_committed_checkpoint_reaches_one_percent() -> None:
     model = paper.load_checkpoint(CHECKPOINT)
@@ -195,8 +196,7 @@ def test_committed_checkpoint_reaches_one_percent() -> None:
     err, _ = paper.evaluate(model, Xte, yte)
     log = paper.load_log(CHECKPOINT.parent / "log.csv")
     assert abs(log[-1]["test_error"] - err) < 1e-6  # the log describes this checkpoint
-    if err > 0.010:  # the issue's target; reported, not hidden, while it is not met
-        pytest.xfail(f"target not reached yet: test error {100 * err:.2f}% > 1.0% (the paper: 0.95%)")
+    assert err <= 0.010, f"test error {100 * err:.2f}% > 1.0% (the paper: 0.95%)"
 
 
 @pytest.mark.skipif(not CHECKPOINT.is_file(), reason=f"{CHECKPOINT} not written yet")
@@ -212,8 +212,8 @@ def test_committed_checkpoint_matches_its_log() -> None:
 
 @pytest.mark.skipif(
     not _finished(DISTORTED),
-    reason=f"{DISTORTED.parent} has not finished 20 passes: continue it with `python -m lenet_utils "
-    "train-paper --passes 20 --threads 1 --init sqrt --mu 0.2 --distortions --out data/paper/distortions`",
+    reason=f"{DISTORTED.parent} has not finished 20 passes: continue it with `python -m lenet_utils train-paper "
+    "--passes 20 --threads 1 --init sqrt --mu 1.0 --distortions --copies 10 --out data/paper/distortions_x10`",
 )
 def test_committed_distortion_checkpoint_reaches_target() -> None:
     model = paper.load_checkpoint(DISTORTED)
