@@ -45,7 +45,7 @@ Departures from the paper:
   patterns is the same quantity up to its averaging weights).
 * ``mu`` defaults to the paper's 0.02. With the curvature computed here, units that saturate
   during the first pass get tiny ``h`` at the next estimate and steps near ``eps / mu``; our
-  full runs use ``mu = 0.2`` (measurements in ``data/paper/mu_check/`` and chapter 5).
+  full runs use ``mu = 1`` and ``mu = 0.2`` (measurements in ``data/paper/`` and chapter 5).
 * The optimiser applies the rule to whatever gradient it receives. Training with mini-batches
   (as :mod:`lenet_utils.paper` does for speed) and the *summed* loss of the batch makes one
   update equal, to first order, to the paper's B successive single-pattern updates.
