@@ -186,6 +186,22 @@ class Spec:
             raise SpecError(f"--seeds must be at least 1, got {n}")
         return Spec(self.name, self.configs, list(range(n)), self.description, self.engine, self.group, self.varied)
 
+    def miniature(self, *, seeds: int = 2, epochs: int = 2, train_subset: int = 2000, test_subset: int = 500) -> Spec:
+        """The same grid, small enough to run live in a notebook (about a second per run).
+
+        Every point keeps its own values of the knobs the sweep turns; the runs are cut to
+        ``seeds`` seeds, at most ``epochs`` epochs, the first ``train_subset`` training and
+        ``test_subset`` test images. The result is a new sweep, ``NAME-mini``: its run ids
+        differ from the full sweep's, so its rows can never be mistaken for the committed ones.
+        """
+        if min(seeds, epochs, train_subset, test_subset) < 1:
+            raise SpecError("a miniature needs at least 1 seed, 1 epoch, 1 training and 1 test image")
+        configs = [
+            {**c, "epochs": min(c["epochs"], epochs), "train_subset": train_subset, "test_subset": test_subset}
+            for c in self.configs
+        ]
+        return Spec(f"{self.name}-mini", configs, list(range(seeds)), self.description, self.engine, self.group, self.varied)
+
 
 def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
     """Read and validate a sweep spec (a path to JSON, or the dict itself).

@@ -55,6 +55,20 @@ def test_committed_specs_are_valid() -> None:
         assert spec.name == path.stem
 
 
+def test_miniature_keeps_the_grid_and_shrinks_the_runs() -> None:
+    full = load_spec(REPO / "data" / "sweeps" / "scaling.json")
+    mini = full.miniature(seeds=2, epochs=3, train_subset=100, test_subset=50)
+    assert mini.name == "scaling-mini" and mini.seeds == [0, 1] and mini.varied == full.varied
+    assert [(c["batch_size"], c["lr"]) for c in mini.configs] == [(c["batch_size"], c["lr"]) for c in full.configs]
+    assert all(c["epochs"] == 3 and c["train_subset"] == 100 and c["test_subset"] == 50 for c in mini.configs)
+    assert not {r.run_id for r in mini.runs()} & {r.run_id for r in full.runs()}
+    # epochs are capped, never raised
+    assert load_spec({"name": "x", "base": {"epochs": 1}}).miniature(epochs=2).configs[0]["epochs"] == 1
+    assert load_spec(REPO / "data" / "sweeps" / "epochs.json").miniature(epochs=2).configs[0]["epochs"] == 2
+    with pytest.raises(SpecError, match="at least 1"):
+        full.miniature(seeds=0)
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
