@@ -200,7 +200,8 @@ class Spec:
             {**c, "epochs": min(c["epochs"], epochs), "train_subset": train_subset, "test_subset": test_subset}
             for c in self.configs
         ]
-        return Spec(f"{self.name}-mini", configs, list(range(seeds)), self.description, self.engine, self.group, self.varied)
+        name = f"{self.name}-mini"
+        return Spec(name, configs, list(range(seeds)), self.description, self.engine, self.group, self.varied)
 
 
 def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
