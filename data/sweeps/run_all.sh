@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 export LENET_DATA_MIRROR=${LENET_DATA_MIRROR:-/work/shared/data}
 for seeds in 5 10; do
-  for name in lr activation pooling kernel pool_size optimizer batch scaling epochs best; do
+  for name in lr activation pooling kernel pool_size optimizer batch scaling epochs best best_range; do
     echo "== $(date -u +%FT%TZ) $name, $seeds seeds"
     $PY -m lenet_utils sweep "data/sweeps/$name.json" --out "data/results/$name.csv" \
       --seeds "$seeds" --threads 1 --reuse data/results/*.csv
