@@ -74,8 +74,11 @@ __all__ = [
     "SpecError",
     "SweepBusyError",
     "bench",
+    "execute",
     "load_spec",
     "main",
+    "one_writer",
+    "pending_runs",
     "read_results",
     "result_row",
     "results_frame",
@@ -639,7 +642,7 @@ class SweepBusyError(RuntimeError):
 
 
 @contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
+def one_writer(out: Path) -> Iterator[None]:
     """One writer per results file on this machine, so that two resumed copies of a sweep cannot
     both run (and both append) the same runs: an ``flock`` on a lock file in the temporary
     folder, named after the results file's absolute path. Released when the process ends,
@@ -697,8 +700,49 @@ def run_sweep(
     Raises:
         SweepBusyError: another process is running a sweep into ``out``.
     """
-    with _exclusive(Path(out)):
+    with one_writer(Path(out)):
         return _run_sweep(spec, out, engine, num_threads, limit, reuse, progress, log)
+
+
+def pending_runs(
+    spec: Spec,
+    results: ResultsFile,
+    reuse: Sequence[str | Path] = (),
+    limit: int | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Run]:
+    """The runs of ``spec`` still to train into ``results``, in the sweep's order.
+
+    Runs already in ``results`` are skipped; runs finished in one of the ``reuse`` files (same
+    ``run_id``) are appended to ``results`` first, through its one writer, and skipped too.
+    ``limit`` keeps the first ``limit`` of the rest.
+    """
+    if results.dropped_torn_line:
+        log(f"{results.path}: dropped a torn last line (the previous run was killed mid-write)")
+    done = results.done()
+    todo = [r for r in spec.runs() if r.run_id not in done]
+    copied = _reuse_rows(reuse, {r.run_id for r in todo}, results.path)
+    for r in todo:
+        if r.run_id in copied:
+            results.append(copied[r.run_id])  # "sweep" still names the sweep that trained it
+    if copied:
+        log(f"{results.path}: copied {len(copied)} finished run(s) from other results files")
+    todo = [r for r in todo if r.run_id not in copied]
+    if limit is not None:
+        todo = todo[:limit]
+    log(f"{spec.name}: {len(spec.runs())} runs in the grid, {len(spec.runs()) - len(todo)} done, {len(todo)} to run")
+    return todo
+
+
+def execute(spec_name: str, run: Run, *, num_threads: int = 1, device: str | None = None) -> dict[str, Any]:
+    """Train one run with the single-seed engine and return its finished CSV row.
+
+    This is the unit of work a distributed sweep sends to a worker (:mod:`lenet_utils.cluster`).
+    """
+    from .train import configure_threads
+
+    threads = configure_threads(num_threads)
+    return result_row(spec_name, run, train_single(run.config, run.seed, num_threads=threads), threads)
 
 
 def _run_sweep(
@@ -718,20 +762,7 @@ def _run_sweep(
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     threads = configure_threads(num_threads)
     results = ResultsFile(out)
-    if results.dropped_torn_line:
-        log(f"{out}: dropped a torn last line (the previous run was killed mid-write)")
-    done = results.done()
-    todo = [r for r in spec.runs() if r.run_id not in done]
-    copied = _reuse_rows(reuse, {r.run_id for r in todo}, Path(out))
-    for r in todo:
-        if r.run_id in copied:
-            results.append(copied[r.run_id])  # "sweep" still names the sweep that trained it
-    if copied:
-        log(f"{out}: copied {len(copied)} finished run(s) from other results files")
-    todo = [r for r in todo if r.run_id not in copied]
-    if limit is not None:
-        todo = todo[:limit]
-    log(f"{spec.name}: {len(spec.runs())} runs in the grid, {len(spec.runs()) - len(todo)} done, {len(todo)} to run")
+    todo = pending_runs(spec, results, reuse, limit, log)
     # group the remaining seeds of each configuration
     groups: list[tuple[dict[str, Any], list[Run]]] = []
     for run in todo:

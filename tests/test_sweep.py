@@ -250,7 +250,7 @@ def test_summarize_counts_runs_per_point(tmp_path: Path) -> None:
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     spec = load_spec({"name": "s", "base": TINY, "seeds": 1})
     out = tmp_path / "s.csv"
-    with sweep._exclusive(out), pytest.raises(sweep.SweepBusyError, match="another sweep"):
+    with sweep.one_writer(out), pytest.raises(sweep.SweepBusyError, match="another sweep"):
         run_sweep(spec, out, progress=False, log=lambda s: None)
     assert not out.exists()  # nothing was written by the refused sweep
 
