@@ -24,23 +24,20 @@ meaningful number.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
 import platform
 import re
-import shlex
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["main", "profile_fit", "run_d2l", "run_ours"]
+__all__ = ["profile_fit", "report", "run_d2l", "run_ours"]
 
 
 @contextlib.contextmanager
@@ -165,85 +162,43 @@ def _conditions() -> str:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .train import _positive_float, _positive_int
-
-    p = argparse.ArgumentParser(
-        prog="python -m lenet_utils bench",
-        description="Benchmark lenet_utils.train.fit against d2l.train_ch6 (d2l LeNet, Fashion-MNIST, SGD).",
-    )
-    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs for each trainer (default 10)")
-    p.add_argument("--lr", type=_positive_float, default=0.9)
-    p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--decompose", action="store_true", help="also run train_ch6 on our in-memory loaders")
-    p.add_argument("--profile", action="store_true", help="print a torch.profiler table of our trainer")
-    p.add_argument("--skip-d2l", action="store_true", help="only our trainer (quick check)")
-    p.add_argument("--out", default=None, help="also write the report to this file (atomically)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lenet_utils bench [--epochs N] [--decompose] [--profile] [--out FILE]``."""
-    args = build_parser().parse_args(argv)
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
-
-    cmd = "python -m lenet_utils bench " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-    )
-    say(f"$ {cmd.strip()}")
+def report(epochs: int = 10, lr: float = 0.9, batch_size: int = 256, seed: int = 0, *, decompose: bool = False,
+           profile: bool = False, skip_d2l: bool = False, command: str = "",
+           say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Run the benchmark, printing the report line by line through ``say``; return the measurements."""
+    say(f"$ {command.strip()}")
     say(f"before: {_conditions()}")
-    say(
-        f"setting: d2l LeNet, Fashion-MNIST, batch {args.batch_size}, SGD lr {args.lr}, "
-        f"{args.epochs} epochs, seed {args.seed}"
-    )
+    say(f"setting: d2l LeNet, Fashion-MNIST, batch {batch_size}, SGD lr {lr}, {epochs} epochs, seed {seed}")
     results: dict[str, dict[str, Any]] = {}
-    if not args.skip_d2l:
-        results["d2l.train_ch6"] = run_d2l(args.epochs, args.lr, args.batch_size, args.seed)
+    if not skip_d2l:
+        results["d2l.train_ch6"] = run_d2l(epochs, lr, batch_size, seed)
         say(f"  d2l.train_ch6 done in {results['d2l.train_ch6']['wall_s']:.1f} s")
-        if args.decompose:
+        if decompose:
             from . import data
 
-            loaders = data.load_data("fashion", args.batch_size, seed=args.seed)
-            results["d2l.train_ch6 + TensorLoader"] = run_d2l(
-                args.epochs, args.lr, args.batch_size, args.seed, loaders=loaders
-            )
+            loaders = data.load_data("fashion", batch_size, seed=seed)
+            results["d2l.train_ch6 + TensorLoader"] = run_d2l(epochs, lr, batch_size, seed, loaders=loaders)
             say(f"  d2l.train_ch6 + TensorLoader done in {results['d2l.train_ch6 + TensorLoader']['wall_s']:.1f} s")
-    results["lenet_utils.train.fit"] = run_ours(args.epochs, args.lr, args.batch_size, args.seed)
+    results["lenet_utils.train.fit"] = run_ours(epochs, lr, batch_size, seed)
     say(f"  lenet_utils.train.fit done in {results['lenet_utils.train.fit']['wall_s']:.1f} s")
     say(f"after:  {_conditions()}")
-    say()
+    say("")
     say(f"{'trainer':<30} {'wall s':>8} {'ex/s wall':>10} {'ex/s steps':>11} {'threads':>7} "
         f"{'loss':>6} {'train':>6} {'test':>6}")  # fmt: skip
     for name, r in results.items():
-        say(
-            f"{name:<30} {r['wall_s']:>8.1f} {r['wall_rate']:>10.0f} {r['d2l_rate']:>11.0f} {r['threads']!s:>7} "
-            f"{r['loss']:>6.3f} {r['train_acc']:>6.3f} {r['test_acc']:>6.3f}"
-        )
+        say(f"{name:<30} {r['wall_s']:>8.1f} {r['wall_rate']:>10.0f} {r['d2l_rate']:>11.0f} {r['threads']!s:>7} "
+            f"{r['loss']:>6.3f} {r['train_acc']:>6.3f} {r['test_acc']:>6.3f}")  # fmt: skip
     say("(ex/s wall: examples / seconds of the whole call; ex/s steps: d2l's own figure, optimisation steps only)")
     if "d2l.train_ch6" in results:
         d, o = results["d2l.train_ch6"], results["lenet_utils.train.fit"]
-        say()
+        say("")
         say(f"speed-up, wall clock: {o['wall_rate'] / d['wall_rate']:.1f}x   "
             f"(on d2l's own examples/sec: {o['d2l_rate'] / d['d2l_rate']:.1f}x)")  # fmt: skip
         say(f"test accuracy: d2l {d['test_acc']:.3f}, ours {o['test_acc']:.3f} "
             f"(difference {o['test_acc'] - d['test_acc']:+.3f}; "
             "single runs at these settings scatter over ~0.72-0.82)")  # fmt: skip
-    if args.profile:
-        say()
-        for line in profile_fit(args.batch_size, args.lr).splitlines():
+    if profile:
+        say("")
+        for line in profile_fit(batch_size, lr).splitlines():
             say(line)
-    if args.out:
-        from .files import atomic_write
-
-        atomic_write(Path(args.out), ("\n".join(lines) + "\n").encode())
-        print(f"written to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return results

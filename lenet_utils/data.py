@@ -18,18 +18,16 @@ Two jobs, both about getting the digits into tensors:
 
 Command line::
 
-    python -m lenet_utils.data fetch [--mirror DIR] [--dataset mnist|fashion|all] [--root DIR]
+    python -m lenet_utils fetch [--mirror DIR] [--dataset mnist|fashion|all] [--root DIR]
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import gzip
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -46,7 +44,6 @@ __all__ = [
     "fetch",
     "load_data",
     "load_split",
-    "main",
     "paper_scale",
     "verify",
 ]
@@ -118,13 +115,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _raw_dir(root: Path, dataset: str) -> Path:
+def raw_dir(root: Path, dataset: str) -> Path:
     return Path(root) / DATASETS[dataset][0] / "raw"
 
 
 def _fix_hint(dataset: str) -> str:
     return (
-        f"run `python -m lenet_utils.data fetch --dataset {dataset}` to replace it "
+        f"run `python -m lenet_utils fetch --dataset {dataset}` to replace it "
         f"(offline: add `--mirror DIR` or set ${MIRROR_ENV} to a folder holding "
         f"{DATASETS[dataset][0]}/raw/*-ubyte[.gz])"
     )
@@ -137,7 +134,7 @@ def verify(root: str | Path | None = None, dataset: str = "mnist") -> list[Path]
     that is missing or whose checksum differs (a truncated download, say).
     """
     dataset = _canonical(dataset)
-    raw = _raw_dir(Path(root) if root is not None else default_root(), dataset)
+    raw = raw_dir(Path(root) if root is not None else default_root(), dataset)
     paths = []
     for name, digest in DATASETS[dataset][1].items():
         path = raw / name
@@ -245,7 +242,7 @@ def fetch(
     names = list(DATASETS) if dataset == "all" else [_canonical(dataset)]
     root.mkdir(parents=True, exist_ok=True)
     for name in names:
-        raw = _raw_dir(root, name)
+        raw = raw_dir(root, name)
         try:
             verify(root, name)
             continue
@@ -289,7 +286,7 @@ def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _load_split_cached(root: str, dataset: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     fetch(dataset, root)
-    raw = _raw_dir(Path(root), dataset)
+    raw = raw_dir(Path(root), dataset)
     prefix = "train" if train else "t10k"
     images = torch.from_numpy(_read_idx(raw / f"{prefix}-images-idx3-ubyte", 3).copy())
     labels = torch.from_numpy(_read_idx(raw / f"{prefix}-labels-idx1-ubyte", 1).astype(np.int64))
@@ -493,34 +490,3 @@ LABELS: dict[str, Sequence[str]] = {
     "mnist": [str(i) for i in range(10)],
     "fashion": ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"],
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lenet_utils.data fetch [--mirror DIR] [--dataset ...] [--root DIR]``."""
-    parser = argparse.ArgumentParser(prog="python -m lenet_utils.data", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("fetch", help="put MNIST / Fashion-MNIST into the cache, verified")
-    p.add_argument("--dataset", choices=["mnist", "fashion", "all"], default="all")
-    p.add_argument("--root", default=None, help="cache folder (default: data/ of this checkout)")
-    p.add_argument(
-        "--mirror", default=None, help=f"folder in torchvision's layout to copy from (default ${MIRROR_ENV})"
-    )
-    p.add_argument("--no-download", action="store_true", help="never try the network")
-    args = parser.parse_args(argv)
-    try:
-        root = fetch(args.dataset, args.root, args.mirror, download=not args.no_download)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    names = list(DATASETS) if args.dataset == "all" else [args.dataset]
-    for name in names:
-        print(f"{DATASETS[name][0]}: 4 files verified in {_raw_dir(root, name)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

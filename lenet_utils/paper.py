@@ -44,40 +44,46 @@ from the last finished pass with the same command.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import json
 import math
 import os
 import platform
-import shlex
-import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .files import atomic_torch_save, atomic_write
+from . import checkpoint
+from .data import TensorLoader
+from .engine import Callback, Task, argmax_labels, argmin_labels, resolve_device, run
+from .files import atomic_write
 from .losses import DEFAULT_J, map_loss, mle_loss
 from .models import LeNet5Paper, count_parameters, lenet_modern
 from .optim import SDLM, gauss_newton_diagonal, paper_eps
+from .settings import check_same, versions
+from .threads import threads
 
 __all__ = [
     "LOG_FIELDS",
     "PaperConfig",
+    "PassLog",
+    "PassSchedule",
     "benchmark_pass",
+    "checkpoint_log",
     "distort",
     "evaluate",
     "hold_out",
     "load_checkpoint",
     "load_log",
-    "main",
+    "make_task",
     "mnist_tensors",
     "train",
 ]
@@ -198,7 +204,7 @@ def distort(
     A[keep] = torch.eye(2)
     t[keep] = 0
     A_inv = torch.linalg.inv(A)  # (B, 2, 2)
-    theta = torch.cat([A_inv, -(A_inv @ t.unsqueeze(2))], 2).to(x.dtype)  # (B, 2, 3)
+    theta = torch.cat([A_inv, -(A_inv @ t.unsqueeze(2))], 2).to(device=x.device, dtype=x.dtype)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
     out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out + background  # (B, 1, H, W)
@@ -234,7 +240,7 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
         preds.append(out.argmin(1) if _is_rbf(model) else out.argmax(1))
     model.train(was_training)
     pred = torch.cat(preds)
-    return (pred != y).float().mean().item(), pred
+    return (pred != y).sum().item() / len(y), pred  # exact count, as the loop's accuracy
 
 
 def load_checkpoint(path: str | Path) -> nn.Module:
@@ -244,10 +250,15 @@ def load_checkpoint(path: str | Path) -> nn.Module:
         raise FileNotFoundError(
             f"{path} does not exist: train it with `python -m lenet_utils train-paper --out {path.parent}`"
         )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load(path, kind="paper")
     model = _build(ckpt["config"]["model"])
     model.load_state_dict(ckpt["model"])
     return model.eval()
+
+
+def checkpoint_log(path: str | Path) -> list[dict[str, float]]:
+    """The log rows stored *in* a checkpoint: the passes its weights have seen."""
+    return list(checkpoint.load(path, kind="paper")["metrics"]["log"])
 
 
 def load_log(path: str | Path) -> list[dict[str, float]]:
@@ -290,53 +301,127 @@ def _make_optimizer(cfg: PaperConfig, model: nn.Module) -> torch.optim.Optimizer
     raise ValueError(f"optimizer must be 'sdlm', 'sgd' or 'adam', not {cfg.optimizer!r}")
 
 
-def _train_one_pass(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    cfg: PaperConfig,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    pass_number: int,
-) -> tuple[float, float]:
-    """One pass over ``(X, y)``; returns (mean training loss, seconds)."""
-    g = torch.Generator().manual_seed(cfg.seed * 100_003 + pass_number)
-    n = len(X) * cfg.copies
-    order = torch.randperm(n, generator=g) % len(X)  # every image `copies` times, shuffled
-    if isinstance(opt, SDLM):
-        # Appendix C: re-estimate the Gauss-Newton diagonal on 500 patterns, set this pass's epsilon.
-        idx = order[: cfg.hessian_samples]
-        xh = distort(X[idx], g, prob=cfg.distort_prob) if cfg.distortions else X[idx]
-        opt.set_hessian(gauss_newton_diagonal(model, xh, y[idx], output_curvature=cfg.output_curvature, j=cfg.j))
-        for group in opt.param_groups:
-            group["lr"] = paper_eps(pass_number)
-    # SDLM: summed loss = B successive per-pattern steps (to first order); sgd/adam: mean loss.
-    reduction = "sum" if isinstance(opt, SDLM) else "mean"
-    model.train()
-    total, t0 = 0.0, time.perf_counter()
-    B = cfg.batch_size
-    for i in range(0, n, B):
-        idx = order[i : i + B]
-        xb, yb = X[idx], y[idx]  # (B, 1, 32, 32), (B,)
-        if cfg.distortions:
-            xb = distort(xb, g, prob=cfg.distort_prob)
-        loss = _loss_fn(cfg, model(xb), yb, reduction)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += loss.item() * (1 if reduction == "sum" else len(idx))
-    seconds = time.perf_counter() - t0
-    if not math.isfinite(total):
-        raise FloatingPointError(f"training diverged in pass {pass_number} (loss {total})")
-    return total / n, seconds
 
 
 @contextlib.contextmanager
 def _no_mkldnn() -> Iterator[None]:
-    """oneDNN off: plain ATen kernels are faster for LeNet's small convolutions on a CPU."""
+    """oneDNN off: plain ATen kernels are faster for LeNet's small convolutions on a CPU (measured)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="TF32 acceleration", category=UserWarning)
         with torch.backends.mkldnn.flags(enabled=False):
             yield
+
+
+class PassSchedule(Callback):
+    """What the recipe does before each pass (Appendix C), and the pass's data order.
+
+    A generator seeded ``seed * 100_003 + pass`` draws the order (every image ``copies``
+    times, shuffled) and then the distortions, in this order: the Hessian's 500 patterns
+    first, then each batch. With SDLM the Gauss-Newton diagonal is re-estimated on the first
+    ``hessian_samples`` patterns of the order and epsilon is set from the paper's schedule.
+    """
+
+    def __init__(self, cfg: PaperConfig, X: torch.Tensor, y: torch.Tensor) -> None:
+        self.cfg, self.X, self.y = cfg, X, y
+
+    def epoch_start(self, task: Task, epoch: int) -> None:
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.X) * cfg.copies, generator=g) % len(self.X)
+        task.state.update(generator=g, order=order)
+        opt = task.optimizer
+        if isinstance(opt, SDLM):
+            idx = order[: cfg.hessian_samples]
+            xh = self.X[idx].to(task.device)
+            xh = distort(xh, g, prob=cfg.distort_prob) if cfg.distortions else xh
+            with _no_mkldnn():  # as the pass itself
+                h = gauss_newton_diagonal(task.model, xh, self.y[idx].to(task.device),
+                                          output_curvature=cfg.output_curvature, j=cfg.j)  # fmt: skip
+            opt.set_hessian(h)
+            for group in opt.param_groups:
+                group["lr"] = paper_eps(epoch)
+
+    def batches(self, task: Task) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The pass drawn by :meth:`epoch_start`, in batches of ``batch_size``."""
+        order, B = task.state["order"], self.cfg.batch_size
+        for i in range(0, len(order), B):
+            idx = order[i : i + B]
+            yield self.X[idx], self.y[idx]  # (B, 1, 32, 32), (B,)
+
+
+class PassLog(Callback):
+    """After each pass: the log row, the checkpoint and ``log.csv`` (atomically), the user's callback."""
+
+    def __init__(self, cfg: PaperConfig, model: nn.Module, rows: list[dict[str, float]], out: Path | None,
+                 callback: Callable[[dict[str, float]], None] | None) -> None:  # fmt: skip
+        self.cfg, self.model, self.rows, self.out, self.callback = cfg, model, rows, out, callback
+
+    def epoch_end(self, task: Task, epoch: int, metrics: dict[str, Any]) -> bool | None:
+        loss = float(metrics["train_loss"])
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training diverged in pass {epoch} (loss {loss})")
+        eps = paper_eps(epoch) if self.cfg.optimizer == "sdlm" else task.optimizer.param_groups[0]["lr"]
+        row = {"pass": epoch, "eps": eps, "loss": loss, "train_error": 1.0 - float(metrics["train_eval_acc"]),
+               "test_error": 1.0 - float(metrics["test_acc"]), "seconds": metrics["seconds"],
+               "eval_seconds": metrics["eval_seconds"]}  # fmt: skip
+        self.rows.append(row)
+        if self.out is not None:
+            state = {} if self.cfg.optimizer == "sdlm" else {"optimizer": task.optimizer.state_dict()}
+            checkpoint.save(self.out / "checkpoint.pt", self.model, kind="paper", config=self.cfg,
+                            metrics={"log": self.rows}, state=state)  # fmt: skip
+            _write_log(self.rows, self.out / "log.csv")
+        if self.callback is not None:
+            self.callback(row)
+        return None
+
+
+def make_task(cfg: PaperConfig, model: nn.Module, Xtr: torch.Tensor, ytr: torch.Tensor,
+              evals: dict[str, Any], device: torch.device) -> tuple[Task, PassSchedule]:  # fmt: skip
+    """The recipe as a :class:`~lenet_utils.engine.Task` for the book's one loop, and its schedule."""
+    opt = _make_optimizer(cfg, model)
+    schedule = PassSchedule(cfg, Xtr, ytr)
+    reduction = "sum" if isinstance(opt, SDLM) else "mean"  # SDLM: summed loss = B successive steps
+    transform = (lambda X: distort(X, task.state["generator"], prob=cfg.distort_prob)) if cfg.distortions else None
+    task = Task(model, opt, lambda out, y: _loss_fn(cfg, out, y, reduction), lambda epoch: schedule.batches(task),
+                evals=evals, predict=argmin_labels if _is_rbf(model) else argmax_labels, transform=transform,
+                reduction=reduction, device=device, train_context=_no_mkldnn)  # fmt: skip
+    return task, schedule
+
+
+#: settings a run may change between its start and a resume
+RESUMABLE = ("passes", "threads", "extra")
+#: settings the modern network does not use
+_MODERN_UNUSED = ("init", "mu", "hessian_samples", "output_curvature", "loss", "j")
+
+
+def _resume(cfg: PaperConfig, ckpt_path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> list[dict[str, float]]:
+    ckpt = checkpoint.load(ckpt_path, kind="paper")
+    ignore = RESUMABLE + (_MODERN_UNUSED if cfg.model == "modern" else ())
+    check_same({**asdict(PaperConfig()), **ckpt["config"]}, cfg, where=str(ckpt_path), ignore=ignore)
+    model.load_state_dict(ckpt["model"])
+    if "optimizer" in ckpt["state"] and cfg.optimizer != "sdlm":
+        opt.load_state_dict(ckpt["state"]["optimizer"])
+    return list(ckpt["metrics"]["log"])
+
+
+def _prepare(cfg: PaperConfig, data: Any) -> tuple[torch.Tensor, ...]:
+    if cfg.copies < 1 or (cfg.copies > 1 and not cfg.distortions):
+        raise ValueError(f"copies must be 1, or more with distortions (identical copies add nothing), got {cfg.copies}")
+    Xtr, ytr, Xte, yte = data if data is not None else mnist_tensors(cfg.model)
+    if cfg.validation:
+        Xtr, ytr, Xte, yte = hold_out(Xtr, ytr, cfg.validation)
+    if cfg.train_subset:
+        Xtr, ytr = Xtr[: cfg.train_subset], ytr[: cfg.train_subset]
+    if cfg.test_subset:
+        Xte, yte = Xte[: cfg.test_subset], yte[: cfg.test_subset]
+    return Xtr, ytr, Xte, yte
+
+
+def _write_run(out: Path, cfg: PaperConfig, command: str | None, model: nn.Module) -> None:
+    run = {"config": asdict(cfg), "command": command, "python": platform.python_version(),
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+           "parameters": count_parameters(model), "versions": versions()}  # fmt: skip
+    atomic_write(out / "run.json", json.dumps(run, indent=2) + "\n")
 
 
 def train(
@@ -346,213 +431,57 @@ def train(
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     callback: Callable[[dict[str, float]], None] | None = None,
     command: str | None = None,
+    device: str | torch.device | None = "cpu",
+    restart: bool = False,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train as configured; resumable when ``out`` is given.
+    """Train as configured, on the book's one loop; resumable when ``out`` is given.
 
-    Args:
-        cfg: the run's settings.
-        out: folder for ``log.csv``, ``checkpoint.pt`` and ``run.json``; when it already holds
-            a checkpoint of the same configuration, training continues after its last pass.
-        data: ``(X_train, y_train, X_test, y_test)``; default :func:`mnist_tensors`.
-        callback: called with each pass's log row (e.g. to print it).
-        command: the command line to record in ``run.json``.
-
-    Returns:
-        The model and the log rows.
+    ``out`` holds ``log.csv``, ``checkpoint.pt`` and ``run.json``; when it already holds a
+    checkpoint of the same configuration, training continues after its last pass; of another
+    configuration, :class:`~lenet_utils.settings.SettingsChangedError` names what changed
+    (``restart=True`` deletes it and starts again). ``data``: ``(X_train, y_train, X_test,
+    y_test)``, default :func:`mnist_tensors`. ``callback``: called with each pass's log row.
+    ``device``: ``"cpu"`` (the committed runs), ``"cuda"``, or ``None`` for CUDA when present.
+    Returns the model and the log rows.
     """
-    if cfg.copies < 1 or (cfg.copies > 1 and not cfg.distortions):
-        raise ValueError(f"copies must be 1, or more with distortions (identical copies add nothing), got {cfg.copies}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    Xtr, ytr, Xte, yte = data if data is not None else mnist_tensors(cfg.model)
-    if cfg.validation:
-        Xtr, ytr, Xte, yte = hold_out(Xtr, ytr, cfg.validation)
-    if cfg.train_subset:
-        Xtr, ytr = Xtr[: cfg.train_subset], ytr[: cfg.train_subset]
-    if cfg.test_subset:
-        Xte, yte = Xte[: cfg.test_subset], yte[: cfg.test_subset]
+    device = resolve_device(device)
+    Xtr, ytr, Xte, yte = (t.to(device) for t in _prepare(cfg, data))
     torch.manual_seed(cfg.seed)
-    model = _build(cfg.model, cfg.init)
-    opt = _make_optimizer(cfg, model)
-    rows: list[dict[str, float]] = []
+    model = _build(cfg.model, cfg.init).to(device)
+    evals = {"train_eval": TensorLoader(Xtr, ytr, 2000), "test": TensorLoader(Xte, yte, 2000)}
+    task, schedule = make_task(cfg, model, Xtr, ytr, evals, device)
     out_dir = Path(out) if out is not None else None
-    ckpt_path = out_dir / "checkpoint.pt" if out_dir else None
-    if ckpt_path is not None and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        free = {"passes", "threads", "extra"}  # may change between a run and its resume
-        if cfg.model == "modern":  # settings the modern network does not use
-            free |= {"init", "mu", "hessian_samples", "output_curvature", "loss", "j"}
-        saved = {k: v for k, v in {**asdict(PaperConfig()), **ckpt["config"]}.items() if k not in free}
-        now = {k: v for k, v in asdict(cfg).items() if k not in free}
-        if saved != now:
-            diff = {k: (saved.get(k), now.get(k)) for k in now if saved.get(k) != now.get(k)}
-            raise ValueError(f"{ckpt_path} was made with other settings {diff}: use another --out or the same options")
-        model.load_state_dict(ckpt["model"])
-        if "optimizer" in ckpt and cfg.optimizer != "sdlm":
-            opt.load_state_dict(ckpt["optimizer"])
-        rows = list(ckpt["log"])
-    if out_dir is not None:
-        run = {
-            "config": asdict(cfg),
-            "command": command,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "parameters": count_parameters(model),
-        }
-        atomic_write(out_dir / "run.json", json.dumps(run, indent=2) + "\n")
-    for pass_number in range(len(rows) + 1, cfg.passes + 1):
-        with _no_mkldnn():  # faster for these small convolutions (measured)
-            loss, seconds = _train_one_pass(model, opt, cfg, Xtr, ytr, pass_number)
-        t0 = time.perf_counter()
-        train_err, _ = evaluate(model, Xtr, ytr)
-        test_err, _ = evaluate(model, Xte, yte)
-        eps = paper_eps(pass_number) if cfg.optimizer == "sdlm" else opt.param_groups[0]["lr"]
-        row = {
-            "pass": pass_number,
-            "eps": eps,
-            "loss": loss,
-            "train_error": train_err,
-            "test_error": test_err,
-            "seconds": seconds,
-            "eval_seconds": time.perf_counter() - t0,
-        }
-        rows.append(row)
+    rows: list[dict[str, float]] = []
+    if out_dir is not None and restart:
+        for name in ("checkpoint.pt", "log.csv", "run.json"):
+            (out_dir / name).unlink(missing_ok=True)
+    if out_dir is not None and (out_dir / "checkpoint.pt").is_file():
+        rows = _resume(cfg, out_dir / "checkpoint.pt", model, task.optimizer)
+    with threads(cfg.threads or torch.get_num_threads()):
         if out_dir is not None:
-            state = {"config": asdict(cfg), "model": model.state_dict(), "log": rows}
-            if cfg.optimizer != "sdlm":  # SDLM's only state, h, is re-estimated every pass
-                state["optimizer"] = opt.state_dict()
-            atomic_torch_save(state, ckpt_path)  # type: ignore[arg-type]
-            _write_log(rows, out_dir / "log.csv")
-        if callback is not None:
-            callback(row)
+            _write_run(out_dir, cfg, command, model)
+        if len(rows) < cfg.passes:
+            run(task, cfg.passes, start=len(rows), callbacks=[schedule, PassLog(cfg, model, rows, out_dir, callback)])
     return model, rows
 
 
 def benchmark_pass(
-    batch_size: int = 10, threads: int | None = None, n: int = 60_000, distortions: bool = False
+    batch_size: int = 10, threads_: int | None = None, n: int = 60_000, distortions: bool = False
 ) -> tuple[float, float]:
     """Time one SDLM training pass of :class:`LeNet5Paper` over ``n`` MNIST images (including
-    the 500-pattern curvature estimate), with the settings of the committed runs.
+    the 500-pattern curvature estimate), with the settings of the committed runs, on the loop.
 
     Returns:
         ``(wall-clock seconds, CPU seconds of this process)``. On a shared machine the CPU
         time is the better guide to what the pass costs with the cores to itself.
     """
-    cfg = PaperConfig(
-        init="sqrt", mu=0.2, passes=1, batch_size=batch_size, threads=threads, distortions=distortions, train_subset=n
-    )
-    if threads:
-        torch.set_num_threads(threads)
+    cfg = PaperConfig(init="sqrt", mu=0.2, passes=1, batch_size=batch_size, threads=threads_,
+                      distortions=distortions, train_subset=n)  # fmt: skip
     Xtr, ytr, _, _ = mnist_tensors("paper")
     torch.manual_seed(0)
     model = LeNet5Paper(init=cfg.init)
-    opt = _make_optimizer(cfg, model)
-    t0, c0 = time.perf_counter(), time.process_time()
-    with _no_mkldnn():
-        _train_one_pass(model, opt, cfg, Xtr[:n], ytr[:n], 1)
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
-# ------------------------------------------------------------------------------------------
-# Command line
-
-
-def _parser() -> argparse.ArgumentParser:
-    d = PaperConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m lenet_utils train-paper",
-        description="Train LeNet-5 with the 1998 recipe (RBF output, MAP loss, SDLM, 20 passes); resumable.",
-    )
-    p.add_argument("--passes", type=int, default=d.passes, help="passes over the training set (paper: 20)")
-    p.add_argument("--distortions", action="store_true", help="random affine distortions (§III.C)")
-    p.add_argument(
-        "--copies",
-        type=int,
-        default=d.copies,
-        help="with --distortions: presentations of each image per pass (paper: 10 = 60k originals + 540k distorted)",
-    )
-    p.add_argument("--out", default=None, help="output folder (default data/paper/plain or data/paper/distortions)")
-    p.add_argument("--model", choices=["paper", "modern"], default=d.model, help="'modern': ReLU/max-pool/softmax")
-    p.add_argument("--init", choices=["sqrt", "paper"], default=d.init, help="±2.4/sqrt(F_i) or ±2.4/F_i (as printed)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="patterns per update (paper: 1)")
-    p.add_argument(
-        "--optimizer", choices=["sdlm", "sgd", "adam"], default=None, help="default sdlm (paper), adam for modern"
-    )
-    p.add_argument("--lr", type=float, default=None, help="learning rate for sgd/adam")
-    p.add_argument("--loss", choices=["map", "mle"], default=d.loss, help="Eq. 9 (paper) or Eq. 8")
-    p.add_argument("--j", type=float, default=d.j, help="the constant j of Eq. 9")
-    p.add_argument("--mu", type=float, default=d.mu, help="SDLM damping (paper: 0.02)")
-    p.add_argument("--output-curvature", choices=["mle", "map"], default=d.output_curvature)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--train-subset", type=int, default=None, help="first n training images only")
-    p.add_argument("--test-subset", type=int, default=None, help="first n test images only")
-    p.add_argument(
-        "--validation",
-        type=int,
-        default=0,
-        metavar="N",
-        help="hold out N training images and report their error instead of the test set's (choosing settings)",
-    )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--bench", action="store_true", help="time one training pass and print it; train nothing")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lenet_utils train-paper [--passes 20] [--distortions] [--out DIR] ...``."""
-    args = _parser().parse_args(argv)
-    if args.bench:
-        n = args.train_subset or 60_000
-        wall, cpu = benchmark_pass(args.batch_size, args.threads, n, args.distortions)
-        print(
-            f"one SDLM pass over {n:,} images (batch {args.batch_size}, {torch.get_num_threads()} threads, "
-            f"distortions={args.distortions}): {wall:.1f} s wall clock, {cpu:.1f} s CPU; "
-            f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
-        )
-        return 0
-    optimizer = args.optimizer or ("sdlm" if args.model == "paper" else "adam")
-    cfg = PaperConfig(
-        model=args.model,
-        init=args.init,
-        passes=args.passes,
-        batch_size=args.batch_size,
-        optimizer=optimizer,
-        lr=args.lr,
-        mu=args.mu,
-        output_curvature=args.output_curvature,
-        loss=args.loss,
-        j=args.j,
-        distortions=args.distortions,
-        copies=args.copies,
-        seed=args.seed,
-        train_subset=args.train_subset,
-        test_subset=args.test_subset,
-        validation=args.validation,
-        threads=args.threads,
-    )
-    out = args.out or str(Path("data") / "paper" / ("distortions" if args.distortions else "plain"))
-    command = "python -m lenet_utils train-paper " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[2:])
-    )
-
-    heldout = "val" if cfg.validation else "test"
-
-    def show(row: dict[str, float]) -> None:
-        print(
-            f"pass {row['pass']:2d}  eps {row['eps']:.0e}  loss {row['loss']:.4f}  "
-            f"train err {100 * row['train_error']:.2f}%  {heldout} err {100 * row['test_error']:.2f}%  "
-            f"{row['seconds']:.0f}s (+{row['eval_seconds']:.0f}s eval)",
-            flush=True,
-        )
-
-    print(f"training {cfg.model} -> {out}: {json.dumps(asdict(cfg))}", flush=True)
-    _, rows = train(cfg, out, callback=show, command=command)
-    if rows:
-        print(f"done: {len(rows)} passes, {heldout} error {100 * rows[-1]['test_error']:.2f}%")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    task, schedule = make_task(cfg, model, Xtr[:n], ytr[:n], {}, torch.device("cpu"))
+    with threads(threads_ or torch.get_num_threads()):
+        t0, c0 = time.perf_counter(), time.process_time()
+        run(task, 1, callbacks=[schedule])
+        return time.perf_counter() - t0, time.process_time() - c0

@@ -40,9 +40,7 @@ measures the speed-up of the two engines on this machine.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import copy
 import csv
 import hashlib
 import io
@@ -50,7 +48,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -63,7 +60,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import engine
+from .engine import NUMERICS, Callback, Task, resolve_device
 from .files import atomic_write
+from .seeds import SeedStack, seed_batches, stacked_cross_entropy
+from .settings import SettingsChangedError, versions
 
 __all__ = [
     "COLUMNS",
@@ -74,15 +75,18 @@ __all__ = [
     "SpecError",
     "SweepBusyError",
     "bench",
+    "done_run_ids",
+    "estimate",
     "execute",
     "load_spec",
-    "main",
+    "numerics_of",
     "one_writer",
     "pending_runs",
     "read_results",
     "result_row",
     "results_frame",
     "run_sweep",
+    "step_cost",
     "summarize",
     "train_batched",
     "train_single",
@@ -467,6 +471,7 @@ def train_single(
     *,
     num_threads: int | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    device: str | torch.device | None = "cpu",
 ) -> Result:
     """One run through the ordinary trainer, :func:`lenet_utils.train.fit` (the reference path)."""
     from . import set_seed
@@ -481,7 +486,7 @@ def train_single(
     t0, c0 = time.perf_counter(), time.process_time()
     history = fit(
         net, train_iter, test_iter, epochs=config["epochs"], lr=config["lr"], optimizer=config["optimizer"],
-        device="cpu", init="xavier", seed=seed, progress=False, num_threads=num_threads,
+        device=device, init="xavier", seed=seed, progress=False, num_threads=num_threads,
         on_epoch_end=(lambda e, h: on_epoch_end(1)) if on_epoch_end else None,
     )  # fmt: skip
     return Result(
@@ -497,6 +502,15 @@ _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 
+class _Tick(Callback):
+    def __init__(self, fn: Callable[[int], None], seeds: int) -> None:
+        self.fn, self.seeds = fn, seeds
+
+    def epoch_end(self, task: Task, epoch: int, metrics: dict[str, Any]) -> bool | None:
+        self.fn(self.seeds)
+        return None
+
+
 def train_batched(
     config: dict[str, Any],
     seeds: Sequence[int],
@@ -504,76 +518,36 @@ def train_batched(
     num_threads: int | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
     eval_batch_size: int = 2000,
+    device: str | torch.device | None = "cpu",
 ) -> list[Result]:
-    """Train one configuration for several seeds at once, as one vmapped model.
+    """Train one configuration for several seeds at once, as one :class:`~lenet_utils.seeds.SeedStack`.
 
-    Each seed gets exactly what :func:`train_single` would give it: the network
-    initialised by :func:`_init_net`, and the training order of ``TensorLoader(...,
-    shuffle=True, seed=seed)`` (``randperm`` with a generator seeded ``seed + epoch``).
-    The seeds' parameters are stacked along a new leading dimension
-    (``torch.func.stack_module_state``), the forward pass is ``vmap`` over
-    ``functional_call``, and the sum of the seeds' batch-mean losses is backpropagated: the
-    seeds share no parameter, so each one's gradient is that of its own loss. SGD, Adagrad
-    and Adam act element by element, so one optimiser over the stacked tensors equals one
-    optimiser per seed. Metrics follow ``fit`` (and ``d2l.train_ch6``): train loss and
-    accuracy measured on the fly over the epoch, test accuracy after each epoch.
+    Each seed gets exactly what :func:`train_single` would give it: the network initialised
+    by :func:`_init_net`, and the training order of ``TensorLoader(..., shuffle=True,
+    seed=seed)`` (:func:`lenet_utils.seeds.seed_batches`). Metrics follow ``fit`` (and
+    ``d2l.train_ch6``): train loss and accuracy on the fly, test accuracy after each epoch.
     """
-    from torch.func import functional_call, stack_module_state, vmap
-
-    from .train import configure_threads
+    from .data import TensorLoader
+    from .threads import configure_threads
 
     if not seeds:
         raise ValueError("train_batched needs at least one seed")
     configure_threads(num_threads)
-    Xtr, ytr, Xte, yte = _data(config)
-    S, n, bs = len(seeds), len(Xtr), config["batch_size"]
+    dev = resolve_device(device)
+    Xtr, ytr, Xte, yte = (t.to(dev) for t in _data(config))
     t0, c0 = time.perf_counter(), time.process_time()
-    nets = [_init_net(config, s) for s in seeds]
-    params, buffers = stack_module_state(nets)  # each (S, *shape), leaves with requires_grad
-    skeleton = copy.deepcopy(nets[0]).to("meta")
-
-    def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(skeleton, (p, b), (x,))
-
-    def loss_and_logits(
-        p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = forward(p, b, x)  # (B, 10)
-        return nn.functional.cross_entropy(logits, y), logits
-
-    train_step = vmap(loss_and_logits)  # over the seed dimension of params, buffers, X, y
-    predict = vmap(forward, in_dims=(0, 0, None))  # the same test batch for every seed
-    opt = _OPTIMIZERS[config["optimizer"]](list(params.values()), lr=config["lr"])
-    losses_hist: list[list[float]] = [[] for _ in seeds]
-    acc_hist: list[list[float]] = [[] for _ in seeds]
-    test_hist: list[list[float]] = [[] for _ in seeds]
-    for epoch in range(config["epochs"]):
-        orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(s + epoch)) for s in seeds])
-        loss_sum = torch.zeros(S, dtype=torch.float64)
-        correct = torch.zeros(S, dtype=torch.long)
-        for start in range(0, n, bs):
-            idx = orders[:, start : start + bs]  # (S, b)
-            X, y = Xtr[idx], ytr[idx]  # (S, b, 1, 28, 28), (S, b)
-            opt.zero_grad(set_to_none=True)
-            losses, logits = train_step(params, buffers, X, y)  # (S,), (S, b, 10)
-            losses.sum().backward()
-            opt.step()
-            with torch.no_grad():
-                loss_sum += losses.detach().double() * idx.shape[1]
-                correct += (logits.argmax(dim=-1) == y).sum(dim=1)
-        hits = torch.zeros(S, dtype=torch.long)
-        with torch.no_grad():
-            for start in range(0, len(Xte), eval_batch_size):
-                logits = predict(params, buffers, Xte[start : start + eval_batch_size])  # (S, b, 10)
-                hits += (logits.argmax(dim=-1) == yte[start : start + eval_batch_size]).sum(dim=1)
-        for i in range(S):
-            losses_hist[i].append(loss_sum[i].item() / n)
-            acc_hist[i].append(correct[i].item() / n)
-            test_hist[i].append(hits[i].item() / len(Xte))
-        if on_epoch_end is not None:
-            on_epoch_end(S)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return [Result(losses_hist[i], acc_hist[i], test_hist[i], wall / S, cpu / S, "batched", S) for i in range(S)]
+    stack = SeedStack([_init_net(config, s).to(dev) for s in seeds])
+    opt = _OPTIMIZERS[config["optimizer"]](stack.parameters(), lr=config["lr"])
+    bs = config["batch_size"]
+    task = Task(stack, opt, stacked_cross_entropy, lambda epoch: seed_batches(Xtr, ytr, seeds, bs, epoch),
+                evals={"test": TensorLoader(Xte, yte, eval_batch_size)}, device=dev)  # fmt: skip
+    epochs = engine.run(task, config["epochs"], callbacks=[_Tick(on_epoch_end, len(seeds))] if on_epoch_end else [])
+    wall, cpu, S = time.perf_counter() - t0, time.process_time() - c0, len(seeds)
+    series = {k: torch.stack([e[k] for e in epochs]).T.tolist() for k in ("train_loss", "train_acc", "test_acc")}
+    return [
+        Result(series["train_loss"][i], series["train_acc"][i], series["test_acc"][i], wall / S, cpu / S, "batched", S)
+        for i in range(S)
+    ]
 
 
 def _engine_for(config: dict[str, Any], engine: str) -> str:
@@ -587,14 +561,27 @@ def _engine_for(config: dict[str, Any], engine: str) -> str:
 
 
 def _versions() -> str:
-    import numpy
+    """The ``versions`` column: ``python=... torch=... numpy=... lenet_utils=... numerics=N``."""
+    return " ".join(f"{k}={v}" for k, v in versions().items())
 
-    from . import __version__
 
-    return (
-        f"python={platform.python_version()} torch={torch.__version__} numpy={numpy.__version__} "
-        f"lenet_utils={__version__}"
-    )
+def numerics_of(versions_field: str) -> str | None:
+    """The ``numerics=N`` of a row's ``versions`` column (``None`` if the row predates it)."""
+    for word in versions_field.split():
+        if word.startswith("numerics="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def _check_numerics(results: ResultsFile) -> None:
+    """Refuse to add rows of this code to a file holding rows of code that computes differently."""
+    ours = str(NUMERICS)
+    other = sorted({str(numerics_of(r["versions"])) for r in results.rows} - {ours})
+    if other:
+        raise SettingsChangedError(
+            f"{results.path} holds rows made by code of other numerics ({', '.join(other)}; this code: {ours}): "
+            "resuming would mix results of different code. Write to a new --out file, or move the old one aside"
+        )
 
 
 def result_row(spec_name: str, run: Run, result: Result, threads: int) -> dict[str, Any]:
@@ -621,7 +608,8 @@ def result_row(spec_name: str, run: Run, result: Result, threads: int) -> dict[s
 
 
 def _reuse_rows(paths: Iterable[str | Path], wanted: set[str], out: Path) -> dict[str, dict[str, str]]:
-    """Finished rows for ``wanted`` run ids found in other results files (same columns)."""
+    """Finished rows for ``wanted`` run ids found in other results files (same columns), made by
+    code of the same :data:`~lenet_utils.engine.NUMERICS` (results of other code are never mixed in)."""
     found: dict[str, dict[str, str]] = {}
     for p in paths:
         p = Path(p)
@@ -632,7 +620,8 @@ def _reuse_rows(paths: Iterable[str | Path], wanted: set[str], out: Path) -> dic
             if reader.fieldnames != COLUMNS:
                 continue
             for row in reader:
-                if row.get("run_id") in wanted and None not in row.values():
+                same_code = numerics_of(row.get("versions") or "") == str(NUMERICS)
+                if row.get("run_id") in wanted and None not in row.values() and same_code:
                     found.setdefault(row["run_id"], row)
     return found
 
@@ -719,6 +708,7 @@ def pending_runs(
     """
     if results.dropped_torn_line:
         log(f"{results.path}: dropped a torn last line (the previous run was killed mid-write)")
+    _check_numerics(results)
     done = results.done()
     todo = [r for r in spec.runs() if r.run_id not in done]
     copied = _reuse_rows(reuse, {r.run_id for r in todo}, results.path)
@@ -848,217 +838,69 @@ def summarize(
 
 
 # --------------------------------------------------------------------------------------------
-# Benchmark: the two engines on this machine
+# Cost: the engines timed on this machine
 
 
-def bench(
-    batch_sizes: Sequence[int] = (2, 8, 32, 256), seeds: int = 5, steps: int = 60, num_threads: int = 1
-) -> list[dict[str, float]]:
-    """CPU seconds per seed per training step, ``fit``'s loop against the batched engine.
+def step_cost(config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1) -> float:
+    """CPU seconds per seed per training step of ``engine`` (``"fit"`` or ``"batched"``) here.
 
-    Times ``steps`` steps of each engine on real Fashion-MNIST batches (after a warm-up),
-    with :func:`time.process_time` (CPU time, which other processes on the machine do not
-    inflate as much as wall time). The single-seed loop is the one ``fit`` runs (forward,
-    cross-entropy, backward, SGD step, on-the-fly metrics); the batched one is
-    :func:`train_batched`'s step for ``seeds`` seeds.
+    The real engine (:func:`train_single` / :func:`train_batched`) runs one epoch of K and of
+    3K steps on the configuration's own data (after a warm-up run); the difference of the two
+    CPU times over 2K steps is the cost of a step without the fixed costs (data, set-up).
     """
-    from torch.func import functional_call, stack_module_state, vmap
-
-    from .train import configure_threads
+    from .threads import configure_threads
 
     configure_threads(num_threads)
-    config = dict(DEFAULTS)
-    Xtr, ytr, _, _ = _data(config)
+    k = max(4, min(40, 8000 // config["batch_size"]))
+    cpu = []
+    for steps in (k, k, 3 * k):  # the first call warms up (allocations, kernel choice)
+        probe = {**config, "epochs": 1, "lr": 0.1, "train_subset": config["batch_size"] * steps, "test_subset": 64}
+        c0 = time.process_time()
+        if engine == "batched":
+            train_batched(probe, list(range(seeds)), num_threads=num_threads)
+        else:
+            train_single(probe, 0, num_threads=num_threads)
+        cpu.append(time.process_time() - c0)
+    return max(cpu[2] - cpu[1], 1e-9) / (2 * k) / (seeds if engine == "batched" else 1)
+
+
+def bench(batch_sizes: Sequence[int] = (2, 8, 32, 256), seeds: int = 5, num_threads: int = 1) -> list[dict[str, float]]:
+    """CPU ms per seed per training step, the single-seed engine against the batched one."""
     out = []
     for bs in batch_sizes:
-        cfg = {**config, "batch_size": bs}
-        # single seed, fit's inner loop
-        net = _init_net(cfg, 0)
-        opt = torch.optim.SGD(net.parameters(), lr=0.9)
-        crit = nn.CrossEntropyLoss()
-        loss_sum = torch.zeros(())
-        correct = torch.zeros((), dtype=torch.long)
-
-        def single_step(
-            i: int, net: nn.Module = net, opt: torch.optim.Optimizer = opt, bs: int = bs, crit: nn.Module = crit
-        ) -> None:
-            nonlocal loss_sum, correct
-            X, y = Xtr[i * bs : (i + 1) * bs], ytr[i * bs : (i + 1) * bs]
-            opt.zero_grad(set_to_none=True)
-            y_hat = net(X)
-            loss = crit(y_hat, y)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                loss_sum += loss.detach() * bs
-                correct += (y_hat.argmax(dim=1) == y).sum()
-
-        nets = [_init_net(cfg, s) for s in range(seeds)]
-        params, buffers = stack_module_state(nets)
-        skeleton = copy.deepcopy(nets[0]).to("meta")
-
-        def f(p: Any, b: Any, x: torch.Tensor, y: torch.Tensor, skeleton: nn.Module = skeleton) -> Any:
-            logits = functional_call(skeleton, (p, b), (x,))
-            return nn.functional.cross_entropy(logits, y), logits
-
-        step = vmap(f)
-        bopt = torch.optim.SGD(list(params.values()), lr=0.9)
-        perm = torch.stack([torch.randperm(len(Xtr), generator=torch.Generator().manual_seed(s)) for s in range(seeds)])
-
-        def batched_step(
-            i: int,
-            step: Any = step,
-            bopt: Any = bopt,
-            params: Any = params,
-            buffers: Any = buffers,
-            bs: int = bs,
-            perm: torch.Tensor = perm,
-        ) -> None:
-            idx = perm[:, i * bs : (i + 1) * bs]
-            X, y = Xtr[idx], ytr[idx]
-            bopt.zero_grad(set_to_none=True)
-            losses, logits = step(params, buffers, X, y)
-            losses.sum().backward()
-            bopt.step()
-            with torch.no_grad():
-                (logits.argmax(dim=-1) == y).sum(dim=1)
-
-        n = max(5, min(steps, 4000 // bs))  # fewer steps for big batches
-        timings = {}
-        for name, fn, per in (("single", single_step, 1), ("batched", batched_step, seeds)):
-            for i in range(3):
-                fn(i)
-            best = math.inf
-            for _rep in range(3):  # best of 3: the machine is shared
-                c0 = time.process_time()
-                for i in range(n):
-                    fn(i)
-                best = min(best, (time.process_time() - c0) / n / per)
-            timings[name] = best
-        out.append(
-            {
-                "batch_size": bs,
-                "seeds": seeds,
-                "single_ms_per_seed_step": timings["single"] * 1e3,
-                "batched_ms_per_seed_step": timings["batched"] * 1e3,
-                "speedup": timings["single"] / timings["batched"],
-                "single_cpu_s_per_epoch": timings["single"] * math.ceil(len(Xtr) / bs),
-            }
-        )
+        cfg = {**DEFAULTS, "batch_size": bs}
+        single, batched = step_cost(cfg, "fit", 1, num_threads), step_cost(cfg, "batched", seeds, num_threads)
+        out.append({"batch_size": bs, "seeds": seeds, "single_ms_per_seed_step": single * 1e3,
+                    "batched_ms_per_seed_step": batched * 1e3, "speedup": single / batched,
+                    "single_cpu_s_per_epoch": single * math.ceil(60000 / bs)})  # fmt: skip
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Command line
+def estimate(spec: Spec, done: set[str], engine: str, num_threads: int) -> tuple[float, list[str]]:
+    """A CPU-seconds estimate of the runs not yet done, from :func:`step_cost` per distinct point.
 
-
-def _estimate(spec: Spec, done: set[str], engine: str, threads: int) -> tuple[float, list[str]]:
-    """A CPU-seconds estimate of the runs not yet done, from short timings of each engine.
-
-    Each distinct (model, batch size, engine) is timed on a few batches, K and 3K steps (after
-    a warm-up run); the difference gives the CPU time of one step without the fixed costs (data, set-up).
     An epoch is ``ceil(n / batch)`` steps plus the test pass, counted as 6% (a forward pass
     over 10,000 images against forward + backward over 60,000).
     """
-    from .train import configure_threads
-
-    configure_threads(threads)
     todo = [r for r in spec.runs() if r.run_id not in done]
-    lines, total = [], 0.0
-    cache: dict[str, float] = {}
+    lines, total, cache = [], 0.0, {}
     for config in spec.configs:
         runs = [r for r in todo if r.config is config]
         if not runs:
             continue
         eng = _engine_for(config, engine)
-        seeds = list(range(min(len(runs), spec.group))) if eng == "batched" else [0]
-        key = json.dumps({**config, "epochs": 1, "lr": 0.1, "engine": eng, "seeds": len(seeds)}, sort_keys=True)
+        seeds = min(len(runs), spec.group) if eng == "batched" else 1
+        key = json.dumps({**config, "epochs": 1, "lr": 0.1, "engine": eng, "seeds": seeds}, sort_keys=True)
         if key not in cache:
-            k = max(4, min(40, 8000 // config["batch_size"]))
-            cpu = []
-            for steps in (k, k, 3 * k):  # the first call warms up (allocations, kernel choice)
-                n_probe = config["batch_size"] * steps
-                probe = {**config, "epochs": 1, "lr": 0.1, "train_subset": n_probe, "test_subset": 64}
-                c0 = time.process_time()
-                if eng == "batched":
-                    train_batched(probe, seeds, num_threads=threads)
-                else:
-                    train_single(probe, 0, num_threads=threads)
-                cpu.append(time.process_time() - c0)
-            per_step = max(cpu[2] - cpu[1], 1e-9) / (2 * k) / len(seeds)
-            n_train = config["train_subset"] or 60000
-            cache[key] = per_step * math.ceil(n_train / config["batch_size"]) * 1.06
+            per_step = step_cost(config, eng, seeds, num_threads)
+            cache[key] = per_step * math.ceil((config["train_subset"] or 60000) / config["batch_size"]) * 1.06
         cost = cache[key] * config["epochs"] * len(runs)
         total += cost
-        lines.append(
-            f"  {_describe(config):55s} {len(runs):3d} runs x {config['epochs']:3d} epochs "
-            f"~{cost / 60:7.1f} CPU-min ({eng}, {cache[key]:.1f} CPU-s per seed-epoch)"
-        )
+        lines.append(f"  {_describe(config):55s} {len(runs):3d} runs x {config['epochs']:3d} epochs "
+                     f"~{cost / 60:7.1f} CPU-min ({eng}, {cache[key]:.1f} CPU-s per seed-epoch)")  # fmt: skip
     return total, lines
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lenet_utils sweep",
-        description="Run an ablation grid (hyperparameters x seeds) into a resumable CSV: one row per finished run.",
-    )
-    p.add_argument("spec", nargs="?", help="sweep spec (JSON), e.g. data/sweeps/lr.json")
-    p.add_argument("--out", help="results CSV (appended to; resumed if it exists), e.g. data/results/lr.csv")
-    p.add_argument("--seeds", type=int, default=None, help="use seeds 0..N-1 instead of the spec's")
-    p.add_argument("--engine", choices=ENGINES, default=None, help="default: the spec's (auto)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: one per core)")
-    p.add_argument("--limit", type=int, default=None, help="stop after N new runs")
-    p.add_argument(
-        "--reuse", nargs="*", default=[], help="other results CSVs whose identical runs are copied, not re-run"
-    )
-    p.add_argument("--dry-run", action="store_true", help="show the plan and a CPU-time estimate, train nothing")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--bench", action="store_true", help="time fit's loop against the batched engine and exit")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lenet_utils sweep SPEC --out CSV [--seeds N] [--dry-run] ...``: see ``--help``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.bench:
-        threads = args.threads or 1
-        print(f"CPU ms per seed per training step (d2l LeNet, Fashion-MNIST, {threads} thread(s), best of 3):")
-        print(f"{'batch':>6} {'fit loop':>10} {'batched x5':>11} {'speed-up':>9}")
-        for r in bench(num_threads=threads):
-            print(
-                f"{r['batch_size']:>6} {r['single_ms_per_seed_step']:>10.2f} {r['batched_ms_per_seed_step']:>11.2f} "
-                f"{r['speedup']:>8.2f}x"
-            )
-        return 0
-    if not args.spec or not args.out:
-        parser.error("give a SPEC and --out CSV (or --bench)")
-    from .data import DataError
-
-    try:
-        spec = load_spec(args.spec)
-        if args.seeds is not None:
-            spec = spec.with_seeds(args.seeds)
-    except SpecError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.dry_run:
-        done = ResultsFile(args.out).done() if Path(args.out).is_file() else set()
-        total, lines = _estimate(spec, done, args.engine or spec.engine, args.threads or 1)
-        print(f"{spec.name}: {len(spec.configs)} points x {len(spec.seeds)} seeds; {len(done)} rows in {args.out}")
-        print("\n".join(lines))
-        print(f"estimated CPU time of what is left: {total / 3600:.2f} CPU-hours ({args.threads or 1} thread(s))")
-        return 0
-    try:
-        run_sweep(
-            spec, args.out, engine=args.engine, num_threads=args.threads, limit=args.limit, reuse=args.reuse,
-            progress=not args.no_progress,
-        )  # fmt: skip
-    except (DataError, ValueError, SweepBusyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def done_run_ids(path: str | Path) -> set[str]:
+    """The run ids already in a results file, read without touching it (for ``--dry-run``)."""
+    return {r["run_id"] for r in read_results(path)}

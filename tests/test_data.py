@@ -103,7 +103,7 @@ def test_truncated_file_is_named_with_fix(cache: Path, tmp_path: Path) -> None:
     with pytest.raises(data.DataError) as err:
         data.verify(root, "mnist")
     msg = str(err.value)
-    assert "train-images-idx3-ubyte" in msg and "truncated" in msg and "lenet_utils.data fetch" in msg
+    assert "train-images-idx3-ubyte" in msg and "truncated" in msg and "lenet_utils fetch" in msg
 
 
 def test_truncated_file_repaired_from_mirror(cache: Path, mirror: Path, tmp_path: Path, offline: None) -> None:
@@ -148,7 +148,7 @@ def test_cli_offline_message(tmp_path: Path) -> None:
         "import socket\n"
         "def refuse(*a, **k): raise OSError('network is unreachable')\n"
         "socket.socket.connect = refuse; socket.create_connection = refuse\n"
-        "from lenet_utils.data import main; raise SystemExit(main())\n"
+        "from lenet_utils.cli import main; raise SystemExit(main())\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, "fetch", "--dataset", "mnist", "--root", str(tmp_path)],

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lenet_utils import data, set_seed, train
+from lenet_utils.cli import train as cli_train
 from lenet_utils.models import lenet_d2l
 
 matplotlib.use("Agg")
@@ -205,7 +206,7 @@ def test_random_hflip_is_a_batch_op():
 )
 def test_cli_bad_arguments_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
-        train.main(argv)
+        cli_train.main(argv)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -213,7 +214,7 @@ def test_cli_bad_arguments_are_argparse_errors(argv, message, capsys):
 def test_cli_trains_and_writes_csv_and_checkpoint(tmp_path: Path, capsys):
     out = tmp_path / "run"
     argv = ["--dataset", "fashion", "--epochs", "1", "--train-subset", "256", "--val-size", "64", "--out", str(out)]
-    code = train.main([*argv, "--no-progress", "--threads", "1", "--batch-loss", str(out / "bl.csv")])
+    code = cli_train.main([*argv, "--no-progress", "--threads", "1", "--batch-loss", str(out / "bl.csv")])
     assert code == 0
     h = train.History.from_csv(out / "metrics.csv")
     assert h.epochs == 1 and 0 <= h.test_acc[0] <= 1 and 0 <= h.val_acc[0] <= 1
@@ -222,7 +223,7 @@ def test_cli_trains_and_writes_csv_and_checkpoint(tmp_path: Path, capsys):
 
 
 def test_bench_parser():
-    from lenet_utils import bench
+    from lenet_utils.cli import bench as cli_bench
 
-    args = bench.build_parser().parse_args(["--epochs", "2", "--decompose"])
+    args = cli_bench.build_parser().parse_args(["--epochs", "2", "--decompose"])
     assert args.epochs == 2 and args.decompose and args.lr == 0.9 and args.batch_size == 256

@@ -1,17 +1,17 @@
 """The command line: ``python -m lenet_utils COMMAND [options]``.
 
-Each command lives in the module that does the work, as a ``main(argv) -> int``
-function; this file only dispatches, importing the module lazily so that
-``--help`` is quick.
+All argument parsing of the package lives in this sub-package, one module per command; the
+work is done by the library (a function taking a settings dataclass or plain values), so that
+what a command does can also be called from Python.
 
 =============  ==========================  ==========================================
-command        module                      what it does
+command        parser                      does the work
 =============  ==========================  ==========================================
-fetch          :mod:`lenet_utils.data`     put MNIST / Fashion-MNIST in ``data/``
-train          :mod:`lenet_utils.train`    train a LeNet variant, save best checkpoint
-train-paper    :mod:`lenet_utils.paper`    the 1998 recipe: SDLM, 20 passes, RBF/MAP
-sweep          :mod:`lenet_utils.sweep`    run an ablation grid, resumable CSV
-bench          :mod:`lenet_utils.bench`    our trainer against ``d2l.train_ch6``
+fetch          :mod:`.fetch`               :func:`lenet_utils.data.fetch`
+train          :mod:`.train`               :func:`lenet_utils.runs.train_run`
+train-paper    :mod:`.paper`               :func:`lenet_utils.paper.train`
+sweep          :mod:`.sweep`               :func:`lenet_utils.sweep.run_sweep`, :mod:`lenet_utils.cluster`
+bench          :mod:`.bench`               :mod:`lenet_utils.bench`
 =============  ==========================  ==========================================
 """
 
@@ -22,11 +22,11 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fetch": ("lenet_utils.data", "put MNIST / Fashion-MNIST into data/, checksummed"),
-    "train": ("lenet_utils.train", "train a LeNet variant (d2l, modern, paper, theano)"),
-    "train-paper": ("lenet_utils.paper", "train the 1998 LeNet-5 with the paper's recipe"),
-    "sweep": ("lenet_utils.sweep", "run an ablation sweep into a resumable CSV"),
-    "bench": ("lenet_utils.bench", "benchmark our trainer against d2l.train_ch6"),
+    "fetch": ("lenet_utils.cli.fetch", "put MNIST / Fashion-MNIST into data/, checksummed"),
+    "train": ("lenet_utils.cli.train", "train a LeNet variant (d2l, modern, paper, theano)"),
+    "train-paper": ("lenet_utils.cli.paper", "train the 1998 LeNet-5 with the paper's recipe"),
+    "sweep": ("lenet_utils.cli.sweep", "run an ablation sweep into a resumable CSV (locally or on Ray)"),
+    "bench": ("lenet_utils.cli.bench", "benchmark our trainer against d2l.train_ch6"),
 }
 
 
@@ -49,6 +49,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nerror: unknown command {name!r}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    if name == "fetch":  # data.main has its own sub-command
-        rest = ["fetch", *rest]
     return int(module.main(rest) or 0)
