@@ -54,6 +54,13 @@ RAY_MISSING = "the --ray option needs Ray: pip install 'lenet_utils[cluster]'"
 #: Seconds to wait for a TCP connection to a given cluster address before giving up.
 CONNECT_TIMEOUT_S = 5.0
 
+# Ray enables token authentication on a cluster whose head has a token (~/.ray/auth_token); a
+# driver given an explicit address sends its token only when asked to (RAY_AUTH_MODE=token).
+_AUTH_HINT = (
+    " (if the cluster uses token authentication, set RAY_AUTH_MODE=token and give this machine "
+    "the head's token: ~/.ray/auth_token or $RAY_AUTH_TOKEN)"
+)
+
 _HOWTO = """\
 Running a sweep on a Ray cluster (Ray must be the same version everywhere: the [cluster] extra pins it)
 
@@ -179,7 +186,8 @@ def _ray_session(ray: ModuleType, address: str | None, num_threads: int, log: Ca
         try:
             ray.init(address=address, **quiet)
         except Exception as e:
-            raise ClusterError(f"cannot connect to the Ray cluster at {address}: {_first_line(e)}") from None
+            hint = "" if os.environ.get("RAY_AUTH_MODE") or address == "auto" else _AUTH_HINT
+            raise ClusterError(f"cannot connect to the Ray cluster at {address}: {_first_line(e)}{hint}") from None
         _warn_if_too_small(ray, num_threads, log)
     try:
         yield

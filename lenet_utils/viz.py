@@ -481,6 +481,80 @@ def _op_label(layer: LayerInfo) -> str:
     return main
 
 
+def _draw_stage(
+    ax: plt.Axes, idx: int, shape: tuple[int, ...], x: float, scale: float, step: float, image: torch.Tensor | None
+) -> tuple[dict[str, float], float, float, bool]:
+    """One stage of :func:`draw_lenet_architecture`: a stack of sheets (maps) or a column (vectors)."""
+    from matplotlib.patches import Circle, Rectangle
+
+    is_map = len(shape) == 4 and shape[2] > 1
+    if is_map:
+        c, h, w = shape[1], shape[2], shape[3]
+        side_h, side_w = max(h * scale, 0.45), max(w * scale, 0.45)
+        sheets = min(c, 8)
+        for s in reversed(range(sheets)):
+            face = "white" if s else "#f4f1e8"
+            ax.add_patch(Rectangle((x + s * step, -side_h / 2 + s * step), side_w, side_h, facecolor=face,
+                                   edgecolor="0.25", lw=0.8, zorder=10 - s))  # fmt: skip
+        if idx == 0 and image is not None:
+            img = image.detach().float().reshape(image.shape[-2:]).cpu().numpy()
+            ax.imshow(img, cmap="gray_r", extent=(x, x + side_w, -side_h / 2, side_h / 2), zorder=11)
+            frame = Rectangle((x, -side_h / 2), side_w, side_h, fill=False, edgecolor="0.25", lw=0.8, zorder=12)
+            ax.add_patch(frame)
+        width = side_w + (sheets - 1) * step
+        height = side_h + (sheets - 1) * step
+        geo = {"x0": x, "x1": x + side_w, "y0": -side_h / 2, "y1": side_h / 2, "top": -side_h / 2 + height,
+               "right": x + width, "map": 1.0, "px": scale}  # fmt: skip
+    else:
+        n = int(torch.tensor(shape[1:]).prod())
+        bar_w = 0.32
+        bar_h = 0.5 + 0.02 * n if n > 12 else 0.3 * n
+        if n <= 12:  # a column of units
+            r = 0.12
+            for u in range(n):
+                cy = bar_h / 2 - (u + 0.5) * bar_h / n
+                unit = Circle((x + bar_w / 2, cy), r, facecolor="#f4f1e8", edgecolor="0.25", lw=0.8, zorder=10)
+                ax.add_patch(unit)
+        else:
+            ax.add_patch(Rectangle((x, -bar_h / 2), bar_w, bar_h, facecolor="#f4f1e8", edgecolor="0.25", lw=0.8,
+                                   zorder=10))  # fmt: skip
+            for u in range(1, min(n, 40)):
+                yy = -bar_h / 2 + u * bar_h / min(n, 40)
+                ax.plot([x, x + bar_w], [yy, yy], color="0.7", lw=0.3, zorder=11)
+        width, height = bar_w, bar_h
+        geo = {"x0": x, "x1": x + bar_w, "y0": -bar_h / 2, "y1": bar_h / 2, "top": bar_h / 2, "right": x + bar_w,
+               "map": 0.0, "px": scale}  # fmt: skip
+    return geo, width, height, is_map
+
+
+def _draw_connection(
+    ax: plt.Axes, prev: dict[str, float], geo: dict[str, float], layer: LayerInfo, x: float, scale: float,
+    label_y: float,
+) -> None:
+    """The operation between two stages: the window a unit sees, or the dense fan of lines; its label."""
+    from matplotlib.patches import Rectangle
+
+    mid_x = (prev["right"] + x) / 2
+    if prev["map"] and geo["map"]:
+        k = int(layer.kernel.split("x")[0]) if layer.kernel[0].isdigit() else 1
+        k_side = k * scale
+        rx, ry = prev["x0"] + (prev["x1"] - prev["x0"]) * 0.3, prev["y0"] + (prev["y1"] - prev["y0"]) * 0.45
+        ax.add_patch(Rectangle((rx, ry), k_side, k_side, fill=False, edgecolor="C3", lw=1.1, zorder=20))
+        ux = geo["x0"] + (geo["x1"] - geo["x0"]) * 0.3
+        uy = geo["y0"] + (geo["y1"] - geo["y0"]) * 0.45
+        ax.add_patch(Rectangle((ux, uy), scale, scale, facecolor="C3", edgecolor="C3", lw=0.6, zorder=20))
+        for cx, cy in ((rx + k_side, ry + k_side), (rx + k_side, ry)):
+            ax.plot([cx, ux + scale / 2], [cy, uy + scale / 2], color="C3", lw=0.7, zorder=19)
+    else:
+        for fy in (0.0, 0.33, 0.66, 1.0):
+            sy = prev["y0"] + fy * (prev["y1"] - prev["y0"])
+            for ty in (geo["y0"], geo["y1"]):
+                ax.plot([prev["right"] if not prev["map"] else prev["x1"], x], [sy, ty], color="C0", lw=0.35,
+                        alpha=0.6, zorder=1)  # fmt: skip
+    ax.text(mid_x, label_y, _op_label(layer), ha="center", va="top", fontsize=8.5,
+            color="C3" if layer.kind in ("conv", "pool") else "C0")  # fmt: skip
+
+
 def draw_lenet_architecture(
     summary: ModelSummary,
     *,
@@ -500,7 +574,6 @@ def draw_lenet_architecture(
     Everything is read from ``summary``, so the drawing of d2l's LeNet shows 28x28 inputs
     and 2,416 parameters in C3 where the 1998 network shows 32x32 and 1,516.
     """
-    from matplotlib.patches import Circle, Rectangle
 
     own_figure = ax is None
     if ax is None:
@@ -530,43 +603,7 @@ def draw_lenet_architecture(
     placed: list[dict[str, float]] = []  # geometry of each stage for the connections
     top_y, bottom_y = 0.0, 0.0
     for idx, (name, maps, shape, layer) in enumerate(stages):
-        is_map = len(shape) == 4 and shape[2] > 1
-        if is_map:
-            c, h, w = shape[1], shape[2], shape[3]
-            side_h, side_w = max(h * scale, 0.45), max(w * scale, 0.45)
-            sheets = min(c, 8)
-            for s in reversed(range(sheets)):
-                face = "white" if s else "#f4f1e8"
-                ax.add_patch(Rectangle((x + s * step, -side_h / 2 + s * step), side_w, side_h, facecolor=face,
-                                       edgecolor="0.25", lw=0.8, zorder=10 - s))  # fmt: skip
-            if idx == 0 and image is not None:
-                img = image.detach().float().reshape(image.shape[-2:]).cpu().numpy()
-                ax.imshow(img, cmap="gray_r", extent=(x, x + side_w, -side_h / 2, side_h / 2), zorder=11)
-                frame = Rectangle((x, -side_h / 2), side_w, side_h, fill=False, edgecolor="0.25", lw=0.8, zorder=12)
-                ax.add_patch(frame)
-            width = side_w + (sheets - 1) * step
-            height = side_h + (sheets - 1) * step
-            geo = {"x0": x, "x1": x + side_w, "y0": -side_h / 2, "y1": side_h / 2, "top": -side_h / 2 + height,
-                   "right": x + width, "map": 1.0, "px": scale}  # fmt: skip
-        else:
-            n = int(torch.tensor(shape[1:]).prod())
-            bar_w = 0.32
-            bar_h = 0.5 + 0.02 * n if n > 12 else 0.3 * n
-            if n <= 12:  # a column of units
-                r = 0.12
-                for u in range(n):
-                    cy = bar_h / 2 - (u + 0.5) * bar_h / n
-                    unit = Circle((x + bar_w / 2, cy), r, facecolor="#f4f1e8", edgecolor="0.25", lw=0.8, zorder=10)
-                    ax.add_patch(unit)
-            else:
-                ax.add_patch(Rectangle((x, -bar_h / 2), bar_w, bar_h, facecolor="#f4f1e8", edgecolor="0.25", lw=0.8,
-                                       zorder=10))  # fmt: skip
-                for u in range(1, min(n, 40)):
-                    yy = -bar_h / 2 + u * bar_h / min(n, 40)
-                    ax.plot([x, x + bar_w], [yy, yy], color="0.7", lw=0.3, zorder=11)
-            width, height = bar_w, bar_h
-            geo = {"x0": x, "x1": x + bar_w, "y0": -bar_h / 2, "y1": bar_h / 2, "top": bar_h / 2, "right": x + bar_w,
-                   "map": 0.0, "px": scale}  # fmt: skip
+        geo, width, _, is_map = _draw_stage(ax, idx, shape, x, scale, step, image)
         placed.append(geo)
         label = f"{name}\n{maps}" if name != "INPUT" else f"INPUT\n{maps}"
         ax.text(x + width / 2, geo["top"] + 0.2, label, ha="center", va="bottom", fontsize=10, fontweight="bold")
@@ -579,28 +616,8 @@ def draw_lenet_architecture(
         top_y = max(top_y, geo["top"] + 1.25)
         bottom_y = min(bottom_y, label_y - 0.9)
 
-        # the connection from the previous stage
-        if idx > 0 and layer is not None:
-            prev = placed[idx - 1]
-            mid_x = (prev["right"] + x) / 2
-            if prev["map"] and geo["map"]:
-                k = int(layer.kernel.split("x")[0]) if layer.kernel[0].isdigit() else 1
-                k_side = k * scale
-                rx, ry = prev["x0"] + (prev["x1"] - prev["x0"]) * 0.3, prev["y0"] + (prev["y1"] - prev["y0"]) * 0.45
-                ax.add_patch(Rectangle((rx, ry), k_side, k_side, fill=False, edgecolor="C3", lw=1.1, zorder=20))
-                ux = geo["x0"] + (geo["x1"] - geo["x0"]) * 0.3
-                uy = geo["y0"] + (geo["y1"] - geo["y0"]) * 0.45
-                ax.add_patch(Rectangle((ux, uy), scale, scale, facecolor="C3", edgecolor="C3", lw=0.6, zorder=20))
-                for cx, cy in ((rx + k_side, ry + k_side), (rx + k_side, ry)):
-                    ax.plot([cx, ux + scale / 2], [cy, uy + scale / 2], color="C3", lw=0.7, zorder=19)
-            else:
-                for fy in (0.0, 0.33, 0.66, 1.0):
-                    sy = prev["y0"] + fy * (prev["y1"] - prev["y0"])
-                    for ty in (geo["y0"], geo["y1"]):
-                        ax.plot([prev["right"] if not prev["map"] else prev["x1"], x], [sy, ty], color="C0", lw=0.35,
-                                alpha=0.6, zorder=1)  # fmt: skip
-            ax.text(mid_x, label_y, _op_label(layer), ha="center", va="top", fontsize=8.5,
-                    color="C3" if layer.kind in ("conv", "pool") else "C0")  # fmt: skip
+        if idx > 0 and layer is not None:  # the connection from the previous stage
+            _draw_connection(ax, placed[idx - 1], geo, layer, x, scale, label_y)
         nxt = stages[idx + 1][2] if idx + 1 < len(stages) else shape
         to_vector = not (len(nxt) == 4 and nxt[2] > 1)
         x += width + (1.3 if idx == 0 else 2.0 if to_vector else 1.15)

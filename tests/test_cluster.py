@@ -9,11 +9,15 @@ import collections
 import contextlib
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,13 +45,30 @@ DRIVER = (
 )
 
 
+# One token for every Ray instance these tests start (in this process and in the driver
+# subprocess): token authentication stays on, and ~/.ray/auth_token is neither read nor written.
+_TOKEN = secrets.token_hex(32)
+
+
 @pytest.fixture(autouse=True)
-def _no_ray_left_connected():
-    """Every test leaves this process disconnected from Ray (run_sweep_on_ray shuts its instance down)."""
-    yield
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
-        pytest.fail("run_sweep_on_ray left Ray initialised")
+def _private_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Ray's session files in a fresh short folder (deleted after the test), not /tmp/ray; then check
+    that the test left this process disconnected (run_sweep_on_ray shuts its own instance down)."""
+    root = tempfile.mkdtemp(prefix="ray")  # short: Ray's Unix socket paths live under it
+    monkeypatch.setenv("RAY_TMPDIR", root)
+    # With RAY_AUTH_MODE unset, a new local instance turns token mode on (and refreshes this process's
+    # Ray config, which setting the variable here, after `import ray`, would not); the token is ours.
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", _TOKEN)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        yield
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
+            pytest.fail("run_sweep_on_ray left Ray initialised")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _session_pids(sid: int) -> list[int]:

@@ -1,0 +1,215 @@
+"""The one loop: it reproduces committed results, refuses to resume with other settings, and
+the package keeps its shape (argparse only in the CLI, safe loading, short functions)."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet_utils import checkpoint, engine, paper, sweep
+from lenet_utils.settings import SettingsChangedError, diff
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "lenet_utils"
+
+
+# --------------------------------------------------------------------------------------------
+# Same numbers as the committed results
+
+
+def test_fit_engine_reproduces_a_committed_sweep_row() -> None:
+    """The first two epochs of lr.csv's d2l-default run, seed 1 (fit engine, 60,000 images)."""
+    row = next(r for r in sweep.read_results(REPO / "data/results/lr.csv") if r["lr"] == 0.9 and r["seed"] == 1)
+    config = {**{k: row[k] for k in sweep.DEFAULTS}, "epochs": 2}
+    result = sweep.train_single(config, 1, num_threads=1)
+    assert [round(v, 6) for v in result.train_loss] == row["train_loss"][:2]
+    assert [round(v, 6) for v in result.train_acc] == row["train_acc"][:2]
+    assert [round(v, 6) for v in result.test_acc] == row["test_acc"][:2]
+
+
+@pytest.mark.slow
+def test_paper_recipe_reproduces_its_committed_first_pass(tmp_path: Path) -> None:
+    """Pass 1 of data/paper/plain_mu1 (SDLM, mu = 1, batches of 10, seed 0), to the logged digits."""
+    logged = paper.load_log(REPO / "data/paper/plain_mu1/log.csv")[0]
+    cfg = paper.PaperConfig(init="sqrt", mu=1.0, passes=1, batch_size=10, threads=1)
+    _, rows = paper.train(cfg, tmp_path)
+    for key in ("loss", "train_error", "test_error"):
+        assert float(f"{rows[0][key]:.6g}") == logged[key], key
+
+
+def test_committed_rows_carry_this_codes_numerics() -> None:
+    for path in sorted((REPO / "data/results").glob("*.csv")):
+        rows = sweep.read_results(path) if path.read_text().startswith("run_id,") else []
+        assert all(sweep.numerics_of(r["versions"]) == str(engine.NUMERICS) for r in rows), path
+
+
+# --------------------------------------------------------------------------------------------
+# Settings, resume, checkpoints
+
+
+def test_diff_names_what_changed() -> None:
+    assert diff({"lr": 0.9, "seed": 0}, {"lr": 0.1, "seed": 0}) == ["lr: 0.9 -> 0.1"]
+    assert diff({"a": 1}, {"b": 2}) == ["a: 1 -> (not set)", "b: (not set) -> 2"]
+
+
+def _train(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = ["--epochs", "1", "--train-subset", "256", "--batch-size", "64", "--threads", "1", "--no-progress"]
+    return subprocess.run([sys.executable, "-m", "lenet_utils", "train", *argv, "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)  # fmt: skip
+
+
+def test_train_refuses_to_resume_with_another_lr_and_force_restarts(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _train(out, "--lr", "0.9").returncode == 0
+    again = _train(out, "--lr", "0.1")
+    assert again.returncode == 1
+    assert "lr: 0.9 -> 0.1" in again.stderr and "--force" in again.stderr and "Traceback" not in again.stderr
+    forced = _train(out, "--lr", "0.1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert checkpoint.load(out / "state.pt")["config"]["lr"] == 0.1
+    longer = _train(out, "--lr", "0.1", "--epochs", "2")  # more epochs is a resume, not a change
+    assert longer.returncode == 0 and "epoch" in longer.stdout
+
+
+def test_paper_refuses_other_settings_and_restarts(tmp_path: Path) -> None:
+    Xtr, ytr, Xte, yte = paper.mnist_tensors("paper")
+    data = (Xtr[:100], ytr[:100], Xte[:50], yte[:50])
+    paper.train(paper.PaperConfig(init="sqrt", passes=1, threads=1), tmp_path, data=data)
+    with pytest.raises(SettingsChangedError, match=r"mu: 0\.02 -> 0\.5"):
+        paper.train(paper.PaperConfig(init="sqrt", passes=1, mu=0.5, threads=1), tmp_path, data=data)
+    _, rows = paper.train(paper.PaperConfig(init="sqrt", passes=1, mu=0.5, threads=1), tmp_path, data=data,
+                          restart=True)  # fmt: skip
+    assert len(rows) == 1 and checkpoint.load(tmp_path / "checkpoint.pt")["config"]["mu"] == 0.5
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path: Path) -> None:
+    net = torch.nn.Linear(3, 2)
+    path = checkpoint.save(tmp_path / "c.pt", net, kind="fit", config={"lr": 0.1}, metrics={"epoch": 3})
+    other = torch.nn.Linear(3, 2)
+    ck = checkpoint.load(path, other, kind="fit")
+    assert ck["format"] == checkpoint.FORMAT and ck["metrics"]["epoch"] == 3 and ck["versions"]["numerics"] == "1"
+    torch.testing.assert_close(other.weight, net.weight)
+    with pytest.raises(checkpoint.CheckpointError, match="not a 'paper' one"):
+        checkpoint.load(path, kind="paper")
+    with pytest.raises(checkpoint.CheckpointError, match="does not fit this network"):
+        checkpoint.load(path, torch.nn.Linear(4, 2))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match=r"junk\.pt is not a readable checkpoint"):
+        checkpoint.load(tmp_path / "junk.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        checkpoint.load(tmp_path / "missing.pt")
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_legacy_paper_checkpoints_load_and_upgrade(tmp_path: Path) -> None:
+    model = paper._build("paper", "sqrt")
+    legacy = {"config": {"model": "paper", "init": "sqrt"}, "model": model.state_dict(), "log": [{"pass": 1}]}
+    torch.save(legacy, tmp_path / "checkpoint.pt")
+    assert paper.checkpoint_log(tmp_path / "checkpoint.pt") == [{"pass": 1}]
+    assert checkpoint.upgrade_file(tmp_path / "checkpoint.pt") is True
+    assert checkpoint.upgrade_file(tmp_path / "checkpoint.pt") is False
+    raw = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert raw["format"] == checkpoint.FORMAT and raw["metrics"]["log"] == [{"pass": 1}]
+    paper.load_checkpoint(tmp_path / "checkpoint.pt")
+
+
+def test_committed_checkpoints_are_in_todays_format() -> None:
+    paths = sorted((REPO / "data/paper").rglob("checkpoint.pt"))
+    assert paths
+    for p in paths:
+        assert torch.load(p, weights_only=True)["format"] == checkpoint.FORMAT, p
+
+
+# --------------------------------------------------------------------------------------------
+# Sweep files
+
+
+def test_dry_run_never_modifies_the_results_file(tmp_path: Path) -> None:
+    spec = tmp_path / "s.json"
+    spec.write_text('{"name": "s", "base": {"epochs": 1, "train_subset": 64, "test_subset": 64, "batch_size": 32},'
+                    ' "grid": {"lr": [0.5]}, "seeds": 1}')  # fmt: skip
+    out = tmp_path / "r.csv"
+    out.write_bytes(b"run_id,sweep\nabc,s\n0123")  # torn last line, and not even our columns
+    before = out.read_bytes()
+    from lenet_utils.cli import sweep as cli_sweep
+
+    assert cli_sweep.main([str(spec), "--out", str(out), "--dry-run", "--threads", "1"]) == 0
+    assert out.read_bytes() == before
+    missing = tmp_path / "none.csv"
+    assert cli_sweep.main([str(spec), "--out", str(missing), "--dry-run", "--threads", "1"]) == 0
+    assert not missing.exists()
+
+
+def test_resume_refuses_rows_of_other_numerics(tmp_path: Path) -> None:
+    spec = sweep.load_spec({"name": "n", "base": {"epochs": 1, "train_subset": 64, "test_subset": 64}, "seeds": 1})
+    out = tmp_path / "n.csv"
+    sweep.run_sweep(spec, out, num_threads=1, progress=False, log=lambda s: None)
+    rows = list(csv.reader(io.StringIO(out.read_text())))
+    i = rows[0].index("versions")
+    rows[1][i] = rows[1][i].replace(f"numerics={engine.NUMERICS}", "numerics=0")
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    out.write_text(buf.getvalue())
+    with pytest.raises(SettingsChangedError, match="numerics"):
+        sweep.run_sweep(spec.with_seeds(2), out, num_threads=1, progress=False, log=lambda s: None)
+    shutil.copy(out, tmp_path / "old.csv")
+    copied = sweep.load_spec({"name": "m", "base": {"epochs": 1, "train_subset": 64, "test_subset": 64}, "seeds": 1})
+    with pytest.MonkeyPatch.context() as mp:  # never copies rows of other code: it trains instead
+        calls: list[int] = []
+        real = sweep.train_single
+        mp.setattr(sweep, "train_single", lambda *a, **k: calls.append(1) or real(*a, **k))
+        sweep.run_sweep(copied, tmp_path / "m.csv", reuse=[tmp_path / "old.csv"], num_threads=1, progress=False,
+                        log=lambda s: None)  # fmt: skip
+    assert calls == [1]
+
+
+# --------------------------------------------------------------------------------------------
+# The package's shape
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_argparse_only_in_the_cli_layer() -> None:
+    offenders = [p for p in _modules() if "cli" not in p.relative_to(PACKAGE).parts and "argparse" in p.read_text()]
+    assert offenders == []
+
+
+def test_no_unsafe_loading_anywhere() -> None:
+    roots = [PACKAGE, REPO / "tests", REPO / "tools", REPO / "chapters"]
+    pattern = "weights_only=" + "False"  # spelled apart, so that this file does not match itself
+    hits = [p for r in roots for p in r.rglob("*") if p.suffix in (".py", ".ipynb") and pattern in p.read_text()]
+    assert hits == []
+
+
+def _body_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function without its docstring."""
+    first = fn.body[0]
+    doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+    start = fn.body[1].lineno if doc and len(fn.body) > 1 else fn.lineno
+    return (fn.end_lineno or fn.lineno) - start + 1
+
+
+def test_no_function_over_80_lines() -> None:
+    long = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _body_lines(node) > 80:
+                long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({_body_lines(node)} lines)")
+    assert long == []
+
+
+def test_one_training_loop() -> None:
+    """Only the engine calls ``.backward()`` and ``optimizer.step()`` in a loop over batches."""
+    callers = {p.name for p in _modules() if re.search(r"\.step\(\)", p.read_text())}
+    assert callers == {"engine.py"}, callers
