@@ -5,49 +5,35 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = ["nonneg_int", "positive_float", "positive_int", "probability"]
 
-
-def positive_int(text: str) -> int:
-    """An integer >= 1 (sizes, counts, epochs, threads)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+T = TypeVar("T", int, float)
 
 
-def nonneg_int(text: str) -> int:
-    """An integer >= 0 (a seed, a size where 0 means none)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
+def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], expected: str) -> Callable[[str], T]:
+    """An argparse ``type=`` that converts the text and refuses values outside ``ok``."""
+
+    def parse(text: str) -> T:
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return v
+
+    parse.__name__ = expected  # argparse names the type in some messages
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (learning rates, damping, patience)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return v
-
-
-def probability(text: str) -> float:
-    """A number in [0, 1]."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
-    return v
+#: an integer >= 1 (sizes, counts, epochs, threads)
+positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
+#: an integer >= 0 (a seed, a size where 0 means none)
+nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+#: a finite number > 0 (learning rates, damping, patience)
+positive_float = _checked(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
+#: a number in [0, 1]
+probability = _checked(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
