@@ -38,7 +38,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .sweep import ResultsFile, Run, Spec, execute, one_writer, pending_runs
+from .engine import NUMERICS
+from .sweep import ResultsFile, Run, Spec, execute, numerics_of, one_writer, pending_runs
 
 __all__ = [
     "RAY_MISSING",
@@ -255,6 +256,12 @@ def _finish(ray: ModuleType, ref: Any, run: Run, results: ResultsFile) -> str | 
         row = ray.get(ref)
         if row.get("run_id") != run.run_id:
             raise RuntimeError(f"the task returned the row of run {row.get('run_id')!r}")
+        theirs = numerics_of(str(row.get("versions", "")))
+        if theirs != str(NUMERICS):  # a worker with other lenet_utils code: never mix its rows in
+            raise RuntimeError(
+                f"the worker runs lenet_utils code of other numerics ({theirs}; the driver's: {NUMERICS}): "
+                "install the same version on every worker"
+            )
     except Exception as e:
         return _task_error(e)
     results.append(row)  # the only writer: one O_APPEND write + fsync, before the next row
@@ -281,7 +288,11 @@ def _drive(
             while queue and (max_in_flight is None or len(in_flight) < max_in_flight):
                 run = queue.popleft()
                 in_flight[task.remote(spec.name, run, num_threads)] = run
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            try:
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+            except Exception as e:  # the connection to the cluster is gone (not a task's failure)
+                msg = f"lost the Ray cluster: {_first_line(e)}; run the same command again to resume"
+                raise ClusterError(msg) from e
             for ref in ready:
                 run = in_flight.pop(ref)
                 error = _finish(ray, ref, run, results)

@@ -1,6 +1,9 @@
 """Tests of lenet_utils.cluster: sweeps as Ray tasks, one writer, kill-and-resume, clear errors.
 
-The two slow tests each start a private local Ray instance (about 10 s on a 2-core machine).
+One slow test starts real local Ray instances (two: the killed driver's and the resumed
+one's, about 10 s each on a 2-core machine). The driver loop's failure handling is tested
+against a stand-in for Ray that runs the tasks in this process; the connection errors fail
+before any Ray process starts.
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from lenet_utils import cluster
 from lenet_utils.cluster import ClusterError, SweepTaskError, run_sweep_on_ray
-from lenet_utils.sweep import ResultsFile, execute, load_spec, read_results
+from lenet_utils.engine import NUMERICS
+from lenet_utils.sweep import COLUMNS, ResultsFile, Run, execute, load_spec, read_results
 
 try:
     import ray
@@ -36,14 +41,13 @@ needs_ray = pytest.mark.skipif(ray is None, reason="needs Ray: pip install 'lene
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 1, "train_subset": 256, "test_subset": 128, "batch_size": 64}
 
-# The driver of the kill-and-resume test: the same call the CLI's --ray makes.
+# The driver of the kill-and-resume test: the call the CLI's --ray makes.
 DRIVER = (
     "import json, sys\n"
     "from lenet_utils.cluster import run_sweep_on_ray\n"
     "from lenet_utils.sweep import load_spec\n"
     "run_sweep_on_ray(load_spec(json.loads(sys.argv[1])), sys.argv[2], progress=False)\n"
 )
-
 
 # One token for every Ray instance these tests start (in this process and in the driver
 # subprocess): token authentication stays on, and ~/.ray/auth_token is neither read nor written.
@@ -105,46 +109,17 @@ def _data_rows(path: Path) -> int:
     return max(0, path.read_bytes().count(b"\n") - 1)
 
 
-@needs_ray
-@pytest.mark.slow
-def test_local_ray_sweep_matches_in_process_runs_and_reports_failures(tmp_path: Path) -> None:
-    spec = load_spec({"name": "t", "base": TINY, "grid": {"lr": [0.5, 0.9]}, "seeds": 2})
-    good = spec.runs()
-    # one more point that raises on the worker (an optimizer load_spec would refuse): 2 failing runs
-    spec.configs.append({**spec.configs[0], "optimizer": "no-such-optimizer"})
-    bad_ids = {r.run_id for r in spec.runs()} - {r.run_id for r in good}
-    out, logs = tmp_path / "r.csv", []
-    with pytest.raises(SweepTaskError) as info:
-        run_sweep_on_ray(spec, out, progress=False, log=logs.append)
-    # failures: named, one line each, no row
-    assert set(info.value.failed) == bad_ids
-    failure_lines = [line for line in logs if "failed:" in line]
-    assert len(failure_lines) == 2 and all("\n" not in line for line in failure_lines)
-    assert all("no-such-optimizer" in line and "ValueError" in line for line in failure_lines)
-    rows = read_results(out)
-    assert sorted(r["run_id"] for r in rows) == sorted(r.run_id for r in good)  # each good run exactly once
-    # the same numbers as the single-seed engine in this process (1 thread, same machine)
-    by_id = {r["run_id"]: r for r in rows}
-    before = torch.get_num_threads()
-    try:
-        for run in good:
-            ref, row = execute("t", run, num_threads=1), by_id[run.run_id]
-            assert row["final_test_acc"] == ref["final_test_acc"], run
-            assert row["final_train_loss"] == ref["final_train_loss"], run
-            assert row["train_loss"] == [round(x, 6) for x in ref["train_loss"]], run
-            assert row["threads"] == 1 and row["sweep"] == "t"
-    finally:
-        torch.set_num_threads(before)
-    # nothing left to do: no Ray start, no new row
-    again = run_sweep_on_ray(load_spec({"name": "t", "base": TINY, "grid": {"lr": [0.5, 0.9]}, "seeds": 2}), out)
-    assert len(again.rows) == 4 and _data_rows(out) == 4
+# --------------------------------------------------------------------------------------------
+# On a real local Ray instance
 
 
 @needs_ray
 @pytest.mark.slow
-def test_killed_driver_resumes_every_run_exactly_once(tmp_path: Path) -> None:
-    raw = {"name": "k", "base": TINY, "grid": {"lr": [0.3, 0.5, 0.7, 0.9]}, "seeds": 2}
+def test_killed_driver_resumes_on_local_ray_with_every_run_once_and_in_process_numbers(tmp_path: Path) -> None:
+    raw = {"name": "k", "base": TINY, "grid": {"lr": [0.5, 0.9]}, "seeds": 4}
     spec, out = load_spec(raw), tmp_path / "r.csv"
+    assert len(spec.runs()) == 8
+    # 1. a driver (own session: its local Ray node and workers too), SIGKILLed after its first row
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, json.dumps(raw), str(out)],
         cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -158,20 +133,133 @@ def test_killed_driver_resumes_every_run_exactly_once(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray node, at once
         proc.wait(timeout=30)
     finally:
-        _kill_session(proc.pid)  # also the workers (own process groups, same session); waits until all are gone
+        _kill_session(proc.pid)  # also the workers (own process groups, same session); returns once all are gone
         proc.stdout.close()
     after_kill = _data_rows(out)
-    assert 1 <= after_kill < len(spec.runs()), "the kill came too late to test resuming"
+    assert 1 <= after_kill < 8, "the kill came too late to test resuming"
+    # 2. the same call again (here, in-process): a new local Ray instance finishes the grid
     logs: list[str] = []
-    run_sweep_on_ray(spec, out, progress=False, log=logs.append)  # the same call again, in this process
-    assert any(f"{after_kill} done, {len(spec.runs()) - after_kill} to run" in line for line in logs), logs
+    run_sweep_on_ray(spec, out, progress=False, log=logs.append)
+    assert any(f"8 runs in the grid, {after_kill} done, {8 - after_kill} to run" in line for line in logs), logs
+    ResultsFile(out)  # every line parses: no torn or partial row
     rows = read_results(out)
-    assert len(rows) == len(spec.runs()) == 8
     counts = collections.Counter((r["lr"], r["seed"]) for r in rows)
+    assert len(rows) == 8 and set(counts.values()) == {1}
     assert set(counts) == {(c["lr"], s) for c in spec.configs for s in spec.seeds}
-    assert set(counts.values()) == {1}
     assert {r["run_id"] for r in rows} == {r.run_id for r in spec.runs()}
-    ResultsFile(out)  # every line parses (no torn or partial row left behind)
+    # 3. every row (from either driver) has the numbers the single-seed engine gives in this process
+    by_id = {r["run_id"]: r for r in rows}
+    before = torch.get_num_threads()
+    try:
+        for run in spec.runs():
+            ref, row = execute("k", run, num_threads=1), by_id[run.run_id]
+            assert row["final_test_acc"] == ref["final_test_acc"], run
+            assert row["final_train_loss"] == ref["final_train_loss"], run
+            assert row["train_loss"] == [round(x, 6) for x in ref["train_loss"]], run
+            assert row["threads"] == 1 and row["sweep"] == "k"
+    finally:
+        torch.set_num_threads(before)
+    # 4. nothing left to do: returns without starting Ray, writes nothing
+    logs.clear()
+    assert len(run_sweep_on_ray(spec, out, progress=False, log=logs.append).rows) == 8
+    assert logs == ["k: 8 runs in the grid, 8 done, 0 to run"] and _data_rows(out) == 8
+
+
+# --------------------------------------------------------------------------------------------
+# The driver loop, against a stand-in for Ray
+
+
+class _FakeRay:
+    """Just enough of Ray's API for the driver: a task runs in this process when its result is fetched,
+    and raises as ``ray.get`` does (a ``RayTaskError`` that is also an instance of the cause)."""
+
+    def __init__(self) -> None:
+        self.initialized, self.init_kwargs, self.submitted, self.fetched, self.most_in_flight = False, {}, 0, 0, 0
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **kwargs: Any) -> None:
+        self.initialized, self.init_kwargs = True, kwargs
+
+    def shutdown(self) -> None:
+        self.initialized = False
+
+    def remote(self, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+        fake = self
+
+        class Task:
+            def __init__(self, fn: Callable[..., Any]) -> None:
+                self.fn = fn
+
+            def remote(self, *args: Any) -> Callable[[], Any]:
+                fake.submitted += 1
+                fake.most_in_flight = max(fake.most_in_flight, fake.submitted - fake.fetched)
+                return lambda: self.fn(*args)
+
+        return Task
+
+    def wait(self, refs: list[Any], num_returns: int = 1) -> tuple[list[Any], list[Any]]:
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref: Callable[[], Any]) -> Any:
+        self.fetched += 1
+        try:
+            return ref()
+        except Exception as e:
+            wrapped = ray.exceptions.RayTaskError("_train_task", "Traceback (most recent call last): ...", e)
+            raise wrapped.as_instanceof_cause() from None
+
+    def cancel(self, ref: Any, force: bool = False) -> None:
+        pass
+
+
+def _fake_execute(spec_name: str, run: Run, *, num_threads: int = 1) -> dict[str, Any]:
+    if run.config["optimizer"] == "no-such-optimizer":
+        raise ValueError("unknown optimizer 'no-such-optimizer'\n(second line)")
+    row = {**{c: "0" for c in COLUMNS}, **run.config, "run_id": run.run_id, "sweep": spec_name, "seed": run.seed}
+    return {**row, "versions": f"lenet_utils=0.1.0 numerics={NUMERICS}"}
+
+
+@needs_ray
+def test_failed_tasks_are_reported_in_one_line_each_and_get_no_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeRay()
+    monkeypatch.setattr(cluster, "_import_ray", lambda: fake)
+    monkeypatch.setattr(cluster, "execute", _fake_execute)
+    spec = load_spec({"name": "t", "base": TINY, "grid": {"lr": [0.5, 0.9]}, "seeds": 2})
+    good = spec.runs()
+    spec.configs.insert(1, {**spec.configs[0], "optimizer": "no-such-optimizer"})  # load_spec would refuse it
+    bad = [r for r in spec.runs() if r.config["optimizer"] == "no-such-optimizer"]
+    out, logs = tmp_path / "r.csv", []
+    with pytest.raises(SweepTaskError) as info:
+        run_sweep_on_ray(spec, out, progress=False, log=logs.append, max_in_flight=2)
+    assert set(info.value.failed) == {r.run_id for r in bad} and all(r.run_id in str(info.value) for r in bad)
+    failures = [line for line in logs if "failed:" in line]
+    assert failures == [
+        f"run {r.run_id} (lr=0.5; seed {r.seed}) failed: ValueError: unknown optimizer 'no-such-optimizer'" for r in bad
+    ]
+    # the others kept going, each written once; nothing for the failed ones
+    assert [row["run_id"] for row in ResultsFile(out).rows] == [r.run_id for r in good]
+    assert fake.most_in_flight == 2 and fake.submitted == 6
+    assert fake.init_kwargs["address"] == "local" and fake.init_kwargs["num_cpus"] >= 1 and not fake.initialized
+
+
+def test_rows_of_workers_running_other_code_are_refused(tmp_path: Path) -> None:
+    run = load_spec({"name": "t", "base": TINY}).runs()[0]
+    results = ResultsFile(tmp_path / "r.csv")
+    stale = {**_fake_execute("t", run), "versions": "lenet_utils=0.1.0 numerics=0"}
+    error = cluster._finish(_FakeRay(), lambda: stale, run, results)
+    assert error is not None and "other numerics (0" in error and not results.rows
+    other = {**_fake_execute("t", run), "run_id": "000000000000"}
+    assert "row of run '000000000000'" in cluster._finish(_FakeRay(), lambda: other, run, results)
+    assert cluster._finish(_FakeRay(), lambda: _fake_execute("t", run), run, results) is None
+    assert results.done() == {run.run_id}
+
+
+# --------------------------------------------------------------------------------------------
+# Errors before any Ray process starts
 
 
 def test_missing_ray_gives_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
