@@ -292,3 +292,17 @@ def test_ablation_figures_group_runs_and_count_them() -> None:
     assert labels == ["n=0", "n=0", "n=1", "n=2"]  # 0.5 planned, 1.1 only in the reference
     fig = viz.plot_epoch_curves(rows)
     assert len(fig.axes[0].lines) == 3 + 1  # every run, and the mean
+
+
+@pytest.mark.slow
+def test_dry_run_estimate_is_within_20_percent_of_measured_runs() -> None:
+    """The calibrated ``--dry-run`` estimate against real runs, for each engine (CPU seconds)."""
+    cases = [({"epochs": 1}, 1, "fit"), ({"epochs": 1, "batch_size": 8, "train_subset": 16000}, 3, "batched")]
+    for base, seeds, engine in cases:
+        spec = load_spec({"name": "cal", "base": base, "seeds": seeds})
+        estimated, _ = sweep.estimate(spec, set(), "auto", 1)
+        if engine == "fit":
+            measured = sweep.train_single(spec.configs[0], 0, num_threads=1).cpu_seconds
+        else:
+            measured = sum(r.cpu_seconds for r in sweep.train_batched(spec.configs[0], spec.seeds, num_threads=1))
+        assert 0.8 <= estimated / measured <= 1.2, (engine, estimated, measured)
