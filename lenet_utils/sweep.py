@@ -671,6 +671,7 @@ def run_sweep(
     reuse: Sequence[str | Path] = (),
     progress: bool = True,
     log: Callable[[str], None] = print,
+    device: str | None = "cpu",
 ) -> ResultsFile:
     """Run every (configuration, seed) of ``spec`` not yet in ``out``, appending one row per run.
 
@@ -691,7 +692,7 @@ def run_sweep(
         SweepBusyError: another process is running a sweep into ``out``.
     """
     with one_writer(Path(out)):
-        return _run_sweep(spec, out, engine, num_threads, limit, reuse, progress, log)
+        return _run_sweep(spec, out, engine, num_threads, limit, reuse, progress, log, device)
 
 
 def pending_runs(
@@ -745,6 +746,7 @@ def _run_sweep(
     reuse: Sequence[str | Path],
     progress: bool,
     log: Callable[[str], None],
+    device: str | None = "cpu",
 ) -> ResultsFile:
     from .train import configure_threads
 
@@ -775,12 +777,12 @@ def _run_sweep(
         if bar is not None:
             bar.set_postfix_str(f"{_describe(config)}; seeds {[r.seed for r in runs]}; {eng}")
         if eng == "batched":
-            outs = train_batched(config, [r.seed for r in runs], num_threads=threads, on_epoch_end=tick)
+            outs = train_batched(config, [r.seed for r in runs], num_threads=threads, on_epoch_end=tick, device=device)
             for run, result in zip(runs, outs, strict=True):
                 results.append(result_row(spec.name, run, result, threads))
         else:
             for run in runs:
-                result = train_single(config, run.seed, num_threads=threads, on_epoch_end=tick)
+                result = train_single(config, run.seed, num_threads=threads, on_epoch_end=tick, device=device)
                 results.append(result_row(spec.name, run, result, threads))
     if bar is not None:
         bar.close()

@@ -213,3 +213,17 @@ def test_one_training_loop() -> None:
     """Only the engine calls ``.backward()`` and ``optimizer.step()`` in a loop over batches."""
     callers = {p.name for p in _modules() if re.search(r"\.step\(\)", p.read_text())}
     assert callers == {"engine.py"}, callers
+
+
+def test_every_trainer_takes_a_device() -> None:
+    """fit, the paper recipe and both sweep engines take ``device``; CUDA is refused clearly without it."""
+    import inspect
+
+    from lenet_utils import train
+
+    for fn in (train.fit, paper.train, sweep.train_single, sweep.train_batched, sweep.run_sweep):
+        assert "device" in inspect.signature(fn).parameters, fn.__name__
+    assert engine.resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA: use --device cpu"):
+            engine.resolve_device("cuda")

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run each (config, seed) as a Ray task: on the cluster at ADDRESS (auto, ray://host:10001) "
                    "or, without ADDRESS, on a local Ray started for the run")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="cpu (default, as the committed rows) or cuda")
     p.add_argument("--dry-run", action="store_true", help="show the plan and a CPU-time estimate; change nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--bench", action="store_true", help="time the single-seed engine against the batched one")
@@ -59,6 +60,7 @@ def _dry_run(spec: object, out: str, engine: str | None, threads: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..data import DataError
+    from ..engine import resolve_device
     from ..settings import SettingsChangedError
     from ..sweep import SpecError, SweepBusyError, load_spec, run_sweep
 
@@ -87,8 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              num_threads=a.threads or 1, limit=a.limit, reuse=a.reuse,
                              progress=not a.no_progress)  # fmt: skip
         else:
+            resolve_device(a.device)
             run_sweep(spec, a.out, engine=a.engine, num_threads=a.threads, limit=a.limit, reuse=a.reuse,
-                      progress=not a.no_progress)  # fmt: skip
+                      progress=not a.no_progress, device=a.device)  # fmt: skip
     except (DataError, ValueError, RuntimeError, SweepBusyError, SettingsChangedError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
