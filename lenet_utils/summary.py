@@ -359,6 +359,58 @@ def _record_calls(model: nn.Module, x: torch.Tensor) -> list[_Call]:
     return calls
 
 
+def _group_calls(calls: list[_Call]) -> list[list[_Call]]:
+    """Calls grouped into layers: main modules start a layer, activations join the previous one,
+    reshapes (Flatten) wait for the next one."""
+    groups: list[list[_Call]] = []
+    pending: list[_Call] = []
+    for call in calls:
+        kind = _kind(call.module)
+        if kind == "reshape":
+            pending.append(call)
+        elif kind == "act" and groups and not pending:
+            groups[-1].append(call)
+        elif kind == "act":
+            pending.append(call)
+        else:
+            groups.append([*pending, call])
+            pending = []
+    if pending:
+        if groups:
+            groups[-1].extend(pending)
+        else:
+            groups.append(pending)
+    return groups
+
+
+def _count_weights(group: list[_Call], seen: set[int]) -> tuple[int, int]:
+    """(trainable, fixed) numbers of the group's weights not counted before (shared ones once)."""
+    params = fixed = 0
+    for c in group:
+        for p in c.module.parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            if p.requires_grad:
+                params += p.numel()
+            else:
+                fixed += p.numel()
+        for b in c.module.buffers(recurse=False):
+            if id(b) not in seen and b.is_floating_point():
+                seen.add(id(b))
+                fixed += b.numel()
+    return params, fixed
+
+
+def _layer_name(main: _Call, kind: str, position: int, count: int) -> str:
+    """The last linear / RBF layer is ``output``; named submodules keep their name; others C1, S2, F5..."""
+    if position == count and kind in ("linear", "rbf"):
+        return "output"
+    if main.qualname and not main.qualname.replace(".", "").isdigit():
+        return main.qualname
+    return f"{_PREFIX.get(kind, 'L')}{position}"
+
+
 def summarize(
     model: nn.Module,
     input_size: Sequence[int] | torch.Tensor = (1, 1, 32, 32),
@@ -400,56 +452,17 @@ def summarize(
             "seed 003's: (B, 1, 32, 32))."
         ) from err
 
-    # Group the calls: main modules start a layer, activations join the previous one,
-    # reshapes (Flatten) wait for the next one.
-    groups: list[list[_Call]] = []
-    pending: list[_Call] = []
-    for call in calls:
-        kind = _kind(call.module)
-        if kind == "reshape":
-            pending.append(call)
-        elif kind == "act" and groups and not pending:
-            groups[-1].append(call)
-        elif kind == "act":
-            pending.append(call)
-        else:
-            groups.append([*pending, call])
-            pending = []
-    if pending:
-        if groups:
-            groups[-1].extend(pending)
-        else:
-            groups.append(pending)
-
+    groups = _group_calls(calls)
     seen: set[int] = set()
     layers: list[LayerInfo] = []
     for position, group in enumerate(groups, start=1):
         main = next((c for c in group if _kind(c.module) not in ("act", "reshape")), group[0])
         kind = _kind(main.module)
-        if position == len(groups) and kind in ("linear", "rbf"):
-            layer_name = "output"
-        elif main.qualname and not main.qualname.replace(".", "").isdigit():
-            layer_name = main.qualname
-        else:
-            layer_name = f"{_PREFIX.get(kind, 'L')}{position}"
-        params = fixed = 0
-        for c in group:
-            for p in c.module.parameters(recurse=False):
-                if id(p) in seen:
-                    continue
-                seen.add(id(p))
-                if p.requires_grad:
-                    params += p.numel()
-                else:
-                    fixed += p.numel()
-            for b in c.module.buffers(recurse=False):
-                if id(b) not in seen and b.is_floating_point():
-                    seen.add(id(b))
-                    fixed += b.numel()
+        params, fixed = _count_weights(group, seen)
         connections, p_formula, c_formula = module_counts(main.module, main.in_shape, main.out_shape)
         layers.append(
             LayerInfo(
-                name=layer_name,
+                name=_layer_name(main, kind, position, len(groups)),
                 modules=" → ".join(_describe(c.module) for c in group),
                 input_shape=group[0].in_shape,
                 output_shape=group[-1].out_shape,
