@@ -11,9 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-
-__all__ = ["atomic_torch_save", "atomic_write"]
+__all__ = ["atomic_write"]
 
 
 def _temporary(path: Path) -> tuple[int, str]:
@@ -35,19 +33,6 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())  # on disk before the rename makes it visible
-        _publish(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def atomic_torch_save(obj: object, path: str | Path) -> Path:
-    """``torch.save(obj, path)`` via a temporary name and a rename."""
-    path = Path(path)
-    fd, tmp = _temporary(path)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
         _publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet_utils.files import atomic_torch_save, atomic_write
+from lenet_utils import checkpoint
+from lenet_utils.files import atomic_write
 
 
 def test_atomic_write_text_and_bytes(tmp_path: Path) -> None:
@@ -22,9 +23,9 @@ class Unpicklable:
         raise pickle.PicklingError("refused (test)")
 
 
-def test_failed_save_keeps_old_file_and_leaves_no_part(tmp_path: Path) -> None:
-    p = atomic_torch_save({"w": torch.ones(3)}, tmp_path / "ckpt.pt")
+def test_failed_checkpoint_save_keeps_old_file_and_leaves_no_part(tmp_path: Path) -> None:
+    p = checkpoint.save(tmp_path / "ckpt.pt", {"w": torch.ones(3)}, kind="fit", config={})
     with pytest.raises(pickle.PicklingError, match="refused"):
-        atomic_torch_save({"f": Unpicklable()}, p)
-    assert torch.equal(torch.load(p, weights_only=True)["w"], torch.ones(3))
+        checkpoint.save(p, {"w": torch.ones(3)}, kind="fit", config={}, metrics={"f": Unpicklable()})
+    assert torch.equal(checkpoint.load(p)["model"]["w"], torch.ones(3))
     assert [x.name for x in tmp_path.iterdir()] == ["ckpt.pt"]
