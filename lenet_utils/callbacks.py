@@ -81,7 +81,7 @@ class ProgressBar(Callback):
 
 @dataclass
 class PatienceStopping:
-    """Early stopping with the deeplearning.net LeNet tutorial's patience (seed 001).
+    """Early stopping with the deeplearning.net LeNet tutorial's patience (hjimce's walkthrough).
 
     The tutorial counts in mini-batch iterations: ``patience = 10000``, ``patience_increase =
     2``, ``improvement_threshold = 0.995``, validation once per epoch; a validation *error*

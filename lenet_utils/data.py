@@ -446,7 +446,7 @@ def load_data(
 
     The defaults match d2l's ``load_data_fashion_mnist(256)``: 28x28 pixels in [0, 1],
     the training set shuffled, the test set in order. ``size=32`` pads to the paper's
-    32x32 input (``resize=True`` resizes instead, as seed 003 does).
+    32x32 input (``resize=True`` resizes instead, as the reproduction project does).
 
     Args:
         dataset: ``"mnist"`` or ``"fashion"``.

@@ -25,7 +25,7 @@ class History:
     """Per-epoch record of a run (index ``e`` is epoch ``e + 1``).
 
     ``test_acc`` / ``val_acc`` hold ``nan`` when no such loader was given. ``batch_loss`` is
-    the loss of every mini-batch in order (seed 000 plots it). ``best_epoch`` is the epoch
+    the loss of every mini-batch in order (the reading notes plot it). ``best_epoch`` is the epoch
     whose weights the checkpoint holds (best validation accuracy), ``stopped_epoch`` the epoch
     early stopping ended the run (``None``: ran to the end), ``num_threads`` the intra-op
     threads used.

@@ -7,10 +7,10 @@ builder                what it is                                               
                        subsampling, sparse C3 (Table I), RBF output
 :func:`lenet_d2l`      d2l's LeNet: 28x28 padded by 2, sigmoid, average pooling,  61,706
                        full C3, 10 linear outputs (softmax in the loss)
-:func:`lenet_modern`   seed 003's network: 32x32 resized input, ReLU, max-pool,   61,706
-                       10 linear outputs
-:func:`lenet_theano`   the deeplearning.net (Theano) LeNet of seed 001: 20 and    431,080
-                       50 kernels, max-pool, tanh, 500 hidden units
+:func:`lenet_modern`   the reproduction project's network: 32x32 resized input,  61,706
+                       ReLU, max-pool, 10 linear outputs
+:func:`lenet_theano`   the deeplearning.net (Theano) LeNet of hjimce's            431,080
+                       walkthrough: 20 and 50 kernels, max-pool, tanh, 500 hidden
 =====================  =========================================================  ==========
 
 All take ``(B, 1, H, W)`` float images and return ``(B, 10)`` scores; for
@@ -89,7 +89,7 @@ def lenet_d2l(
 
 
 def lenet_modern() -> nn.Sequential:
-    """Seed 003's "reproduction": 32x32 input, ReLU, max-pool, 120-84-10 linear layers.
+    """The reproduction project's network: 32x32 input, ReLU, max-pool, 120-84-10 linear layers.
 
     The seed ends with ``log_softmax`` and a negative log-likelihood loss; returning the
     logits and using ``nn.CrossEntropyLoss`` computes the same thing.
@@ -105,7 +105,7 @@ def lenet_modern() -> nn.Sequential:
 
 
 def lenet_theano(*, nkerns: tuple[int, int] = (20, 50), hidden: int = 500) -> nn.Sequential:
-    """The deeplearning.net tutorial's LeNet (seed 001): conv-pool-tanh twice, 500 tanh units.
+    """The deeplearning.net tutorial's LeNet (hjimce's walkthrough): conv-pool-tanh twice, 500 tanh units.
 
     28x28 input, no padding: 20@24x24 -> pool 20@12x12 -> 50@8x8 -> pool 50@4x4 -> 800.
     """

@@ -133,7 +133,7 @@ def mnist_tensors(model: str = "paper") -> tuple[torch.Tensor, torch.Tensor, tor
     """``(X_train, y_train, X_test, y_test)`` as the model expects them, held in memory.
 
     ``"paper"``: padded to 32x32, background -0.1, ink 1.175 (§II.B). ``"modern"``: resized to
-    32x32 and standardised, as seed 003 does.
+    32x32 and standardised, as the reproduction project does.
     """
     from .data import load_data
 

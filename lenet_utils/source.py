@@ -56,6 +56,8 @@ def _drop_docstring(code: str) -> str:
     rest = lines[:first] + lines[last:]
     if len(body) == 1:  # a definition that is only a docstring keeps a body
         rest.insert(first, " " * body[0].col_offset + "...\n")
+    elif first < len(rest) and not rest[first].strip():  # the blank line after the docstring
+        del rest[first]
     return "".join(rest)
 
 

@@ -449,7 +449,7 @@ def summarize(
         raise ValueError(
             f"{title} does not accept an input of shape {tuple(x.shape)}: {err}. "
             "Give the input size the model expects (d2l's LeNet: (B, 1, 28, 28); the paper's and "
-            "seed 003's: (B, 1, 32, 32))."
+            "the reproduction project's: (B, 1, 32, 32))."
         ) from err
 
     groups = _group_calls(calls)

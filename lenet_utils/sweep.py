@@ -15,8 +15,8 @@ The spec is a small JSON file (``data/sweeps/*.json``)::
     }
 
 Every point is ``DEFAULTS`` updated by ``base``, then by one entry of ``points``, then by one
-combination of ``grid``. The defaults are d2l's (Dive into Deep Learning §7.6, which the
-seed 002 report ablates): the sigmoid / average-pooling LeNet on Fashion-MNIST, batch 256,
+combination of ``grid``. The defaults are d2l's (Dive into Deep Learning §7.6, which Li's
+report ablates): the sigmoid / average-pooling LeNet on Fashion-MNIST, batch 256,
 SGD with lr 0.9, 10 epochs, Xavier initialisation. The 1998 paper's own recipe (LeCun et al.
 1998, §II.C and Appendix C: RBF outputs, SDLM) is a different experiment
 (:mod:`lenet_utils.paper`).
@@ -422,7 +422,7 @@ def _data(config: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 def _build(config: dict[str, Any]) -> nn.Module:
     """d2l's LeNet with the configuration's knobs (:func:`lenet_utils.models.lenet_d2l`).
 
-    ``activation="relu_conv"`` is seed 002's change: ReLU after the two convolutions, the
+    ``activation="relu_conv"`` is Li's report's change: ReLU after the two convolutions, the
     sigmoids of the dense layers kept. (``"relu"`` puts ReLU everywhere.) Activations have no
     parameters, so swapping them does not change the random initialisation.
     """

@@ -101,9 +101,9 @@ def make_loss(
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The training criterion by name; every one returns the *batch mean*.
 
-    * ``"cross_entropy"`` — ``nn.CrossEntropyLoss()`` (d2l; seed 003's ``log_softmax`` +
+    * ``"cross_entropy"`` — ``nn.CrossEntropyLoss()`` (d2l; the reproduction project's ``log_softmax`` +
       ``nll_loss`` is the same function of the logits).
-    * ``"one_hot"`` — cross-entropy against one-hot *probability* targets (seed 000): the same
+    * ``"one_hot"`` — cross-entropy against one-hot *probability* targets (the reading notes): the same
       value as ``"cross_entropy"``, computed the long way.
     * ``"mse"`` — squared error between softmax outputs and one-hot targets (for exercises).
     * ``"map"`` / ``"mle"`` — the paper's criteria Eq. 9 / Eq. 8 on RBF penalties
@@ -199,7 +199,7 @@ def _eval_batches(data_iter: Batches, eval_batch_size: int | None) -> Batches:
 class RandomHFlip:
     """Mirror each image of a batch left-right with probability ``p`` (a tensor op on the batch).
 
-    The batch form of torchvision's ``RandomHorizontalFlip``, which seed 003 puts in its MNIST
+    The batch form of torchvision's ``RandomHorizontalFlip``, which the reproduction project puts in its MNIST
     pipeline: one random draw per image from its own seeded generator, then
     ``torch.where(flip, X.flip(-1), X)``. Digits are not mirror-symmetric (a mirrored 3 is
     not a 3), which is what the chapter's experiment measures.

@@ -812,7 +812,7 @@ def plot_ablation(
     *,
     metric: str = "final_test_acc",
     reference: Mapping[object, float] | None = None,
-    reference_label: str = "seed 002 (mean of 10 runs)",
+    reference_label: str = "Li's report (mean of 10 runs)",
     ax: plt.Axes | None = None,
     log_x: bool = False,
     order: Sequence[object] | None = None,
@@ -906,7 +906,7 @@ def plot_epoch_curves(
     *,
     metric: str = "test_acc",
     reference: Mapping[int, float] | None = None,
-    reference_label: str = "seed 002",
+    reference_label: str = "Li's report",
     ax: plt.Axes | None = None,
     title: str | None = None,
 ) -> plt.Figure:

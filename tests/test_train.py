@@ -114,7 +114,7 @@ def test_losses_and_optimizers():
     logits, y = torch.randn(8, 10), torch.randint(0, 10, (8,))
     ce = train.make_loss("cross_entropy")(logits, y)
     torch.testing.assert_close(train.make_loss("one_hot")(logits, y), ce)
-    torch.testing.assert_close(ce, nn.functional.nll_loss(logits.log_softmax(1), y))  # seed 003's form
+    torch.testing.assert_close(ce, nn.functional.nll_loss(logits.log_softmax(1), y))  # the reproduction project's form
     p = [nn.Parameter(torch.zeros(3))]
     opt = train.make_optimizer("momentum", p, 0.1)
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
