@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "SHAPE_CASES",
     "animate",
+    "self_contained",
     "conv_animation",
     "conv_explorer",
     "shape_animation",
@@ -68,7 +69,44 @@ def animate(
     fig.set_dpi(dpi)
     anim = FuncAnimation(fig, lambda t: draw(fig, t), frames=frames, interval=interval, repeat=True)
     plt.close(fig)
-    return HTML(anim.to_jshtml(default_mode="loop"))
+    return HTML(self_contained(anim.to_jshtml(default_mode="loop")))
+
+
+#: Button glyphs of matplotlib's JavaScript animation, as text: its HTML links Font Awesome 4
+#: from a CDN, which an offline reader (or a site that loads nothing from outside) never gets.
+_BUTTON_GLYPHS = {
+    "minus": "\\2212",
+    "fast-backward": "\\23EE",
+    "step-backward": "\\23F4\\2009\\2223",
+    "pause": "\\23F8",
+    "play": "\\25B6",
+    "step-forward": "\\2223\\2009\\23F5",
+    "fast-forward": "\\23ED",
+    "plus": "\\FF0B",
+}
+
+
+def self_contained(html: str) -> str:
+    """matplotlib's animation HTML without its one external resource (Font Awesome's CSS).
+
+    The ``<link>`` to the CDN is replaced by a ``<style>`` that draws each control button's icon
+    as a Unicode glyph, so the animation's controls show in Jupyter, Colab, the built site and an
+    offline copy alike.
+    """
+    import re
+
+    rules = "".join(
+        f'.anim-buttons .fa-{name}::before {{ content: "{glyph}" !important; }}\n'
+        for name, glyph in _BUTTON_GLYPHS.items()
+    )
+    style = (
+        "<style>\n.anim-buttons i.fa { font-family: inherit !important; font-style: normal;"
+        " font-weight: normal; }\n" + rules + "</style>"
+    )
+    html, n = re.subn(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', lambda _: style, html)
+    if n != 1:
+        raise RuntimeError("matplotlib's animation HTML changed: expected one Font Awesome <link> to replace")
+    return html
 
 
 # --------------------------------------------------------------------------------------------
