@@ -8,12 +8,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 D2L := d2l==1.0.3
+# apt-get as root, through sudo otherwise (only used when chromium is missing)
+APT := $(shell [ "$$(id -u)" = 0 ] && echo env DEBIAN_FRONTEND=noninteractive apt-get || echo sudo env DEBIAN_FRONTEND=noninteractive apt-get)
 
 .PHONY: setup data book test unit nbval execute lint clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
+	@# the browser test (tests/test_site.py) drives Debian's chromium; install it when missing
+	command -v chromium >/dev/null || $(APT) install -y -q chromium || ($(APT) update -q && $(APT) install -y -q chromium)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
