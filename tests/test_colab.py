@@ -40,7 +40,7 @@ def test_bootstrap_uses_the_configured_repository(tmp_path: Path) -> None:
     (tmp_path / "_config.yml").write_text("title: x\nrepository:\n  url: https://example.org/me/book\n  branch: main\n")
     assert '"https://example.org/me/book"' in colab_bootstrap.bootstrap_source(tmp_path)
     (tmp_path / "_config.yml").write_text("title: x\n")
-    with pytest.raises(ValueError, match="repository.url"):
+    with pytest.raises(ValueError, match=r"repository\.url"):
         colab_bootstrap.bootstrap_source(tmp_path)
 
 
@@ -86,7 +86,8 @@ def test_chapter_starts_in_a_simulated_colab_kernel(tmp_path: Path, chapter: str
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        NotebookClient(sim, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        resources = {"metadata": {"path": str(tmp_path)}}
+        NotebookClient(sim, timeout=600, kernel_name="python3", resources=resources).execute()
     finally:
         for k, v in old.items():
             if v is None:
