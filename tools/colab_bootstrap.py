@@ -32,7 +32,8 @@ if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    BOOK_URL = "{url}"  # _config.yml: repository.url
+    # the book's repository: repository.url in _config.yml
+    BOOK_URL = "{url}"
     BOOK = os.environ.get("LENET_BOOK_DIR", "/content/lenet5-book")
     if not os.path.isdir(os.path.join(BOOK, "lenet_utils")):
         subprocess.run(["git", "clone", "-q", "--depth", "1", BOOK_URL, BOOK],
