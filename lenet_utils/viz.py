@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib import ticker as mticker
 
 if TYPE_CHECKING:  # chapter 3's figures draw from a layer table
     from .summary import LayerInfo, ModelSummary
@@ -975,31 +976,54 @@ def plot_paper_curves(
     reference: Mapping[str, tuple[float, float]] | None = None,
     ax: plt.Axes | None = None,
     title: str | None = None,
+    test_label: str = "test",
+    train_label: str = "train",
+    xlabel: str = "pass over the 60,000 training images",
+    legend: str = "best",
 ) -> plt.Figure:
     """Train and test error (%) per pass for each run, with the paper's numbers as crosses.
+
+    The error axis is logarithmic with its ticks in percent (0.5%, 1%, 2%, ...); the pass axis
+    has ticks at whole passes only.
 
     Args:
         logs: run name -> rows with ``pass``, ``train_error``, ``test_error`` (fractions).
         reference: label -> (pass, error in %) points from the paper, e.g.
             ``{"paper test 0.95%": (20, 0.95)}``.
+        test_label, train_label: what the two error columns measure (e.g. ``"validation"``
+            for a run whose ``test_error`` column holds held-out training images).
+        xlabel: the pass axis's label.
+        legend: a matplotlib legend location, ``"below"`` (under the axes, off the data) or
+            ``"none"``.
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.2, 3.8))
     else:
         fig = ax.figure
+    last = 1
     for i, (name, rows) in enumerate(logs.items()):
         passes = [r["pass"] for r in rows]
+        last = max(last, *passes) if passes else last
         ax.plot(passes, [100 * r["test_error"] for r in rows], color=f"C{i}", lw=1.6, marker="o", ms=3,
-                label=f"{name}: test")  # fmt: skip
+                label=f"{name}: {test_label}")  # fmt: skip
         ax.plot(passes, [100 * r["train_error"] for r in rows], color=f"C{i}", lw=1.0, ls="--",
-                label=f"{name}: train")  # fmt: skip
+                label=f"{name}: {train_label}")  # fmt: skip
     for k, (label, (x, y)) in enumerate((reference or {}).items()):
         ax.scatter([x], [y], marker="x", s=60, color=f"C{3 + k}", zorder=5, label=label)
     ax.set_yscale("log")
-    ax.set_xlabel("pass over the 60,000 training images")
-    ax.set_ylabel("error (%)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.yaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}%"))
+    ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.set_xlim(0.5, last + 0.5)
+    ax.set_xticks([1, *range(5, last + 1, 5)] if last >= 5 else list(range(1, last + 1)))
+    ax.set_xticks(range(1, last + 1), minor=True)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("error")
+    ax.grid(True, which="major", alpha=0.3)
+    if legend == "below":
+        ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    elif legend != "none":
+        ax.legend(fontsize=7, ncol=2, loc=legend)
     if title:
         ax.set_title(title, fontsize=10)
     return fig
