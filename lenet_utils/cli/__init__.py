@@ -12,6 +12,7 @@ train          :mod:`.train`               :func:`lenet_utils.runs.train_run`
 train-paper    :mod:`.paper`               :func:`lenet_utils.paper.train`
 sweep          :mod:`.sweep`               :func:`lenet_utils.sweep.run_sweep`, :mod:`lenet_utils.cluster`
 bench          :mod:`.bench`               :mod:`lenet_utils.bench`
+predict        :mod:`.predict`             :func:`lenet_utils.predict.predict_files`
 =============  ==========================  ==========================================
 """
 
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-paper": ("lenet_utils.cli.paper", "train the 1998 LeNet-5 with the paper's recipe"),
     "sweep": ("lenet_utils.cli.sweep", "run an ablation sweep into a resumable CSV (locally or on Ray)"),
     "bench": ("lenet_utils.cli.bench", "benchmark our trainer against d2l.train_ch6"),
+    "predict": ("lenet_utils.cli.predict", "classify image files of digits with a trained LeNet (default: 1998's)"),
 }
 
 
