@@ -25,9 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "SHAPE_CASES",
     "animate",
-    "self_contained",
     "conv_animation",
     "conv_explorer",
+    "self_contained",
     "shape_animation",
     "shape_explorer",
 ]
