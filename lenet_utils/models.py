@@ -11,6 +11,9 @@ builder                what it is                                               
                        ReLU, max-pool, 10 linear outputs
 :func:`lenet_theano`   the deeplearning.net (Theano) LeNet of hjimce's            431,080
                        walkthrough: 20 and 50 kernels, max-pool, tanh, 500 hidden
+:func:`lenet_gap`      LeNet's two convolutions (ReLU, max-pool), a 3x3 and a     8,598
+                       1x1 convolution, global average pooling, one linear layer
+                       (the network class activation maps need)
 =====================  =========================================================  ==========
 
 All take ``(B, 1, H, W)`` float images and return ``(B, 10)`` scores; for
@@ -196,3 +199,32 @@ def build_model(name: str, **kwargs: object) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     return MODELS[name](**kwargs)  # type: ignore[operator]
+
+
+def lenet_gap(*, channels: int = 32) -> nn.Sequential:
+    """A small LeNet with a Network-in-Network head: global average pooling, then one linear layer.
+
+    LeNet's first two convolutions as d2l has them (28x28 input padded by 2), with ReLU and
+    max-pooling, then a 3x3 convolution and a 1x1 convolution (NiN's "mlpconv", Lin et al.
+    2014) that keep the 10x10 map; each of the ``channels`` maps is averaged over its 100
+    positions and one ``Linear(channels, 10)`` turns the averages into class scores. Because a
+    class score is a weighted sum of *spatial averages*, the same weights spread over the
+    positions give the class activation map (CAM, Zhou et al. 2016): see
+    :func:`lenet_utils.explain.class_activation_map`. Not a network of the 1998 paper, whose C5,
+    F6 and RBF output mix positions before any class is scored.
+
+    Args:
+        channels: maps of the last two convolutions (and inputs of the linear layer).
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
+        nn.Conv2d(6, 16, 5), nn.ReLU(),  # (B, 16, 10, 10)
+        nn.Conv2d(16, channels, 3, padding=1), nn.ReLU(),  # (B, channels, 10, 10)
+        nn.Conv2d(channels, channels, 1), nn.ReLU(),  # (B, channels, 10, 10): NiN's 1x1 convolution
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, channels): global average pooling
+        nn.Linear(channels, 10),  # (B, 10)
+    )  # fmt: skip
+
+
+__all__ += ["lenet_gap"]
+MODELS["gap"] = lenet_gap

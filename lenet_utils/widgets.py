@@ -198,3 +198,98 @@ def shape_explorer(n: int = 7, k: int = 3, padding: int = 0, stride: int = 1, *,
     out = w.interactive_output(draw, controls)
     c = list(controls.values())
     return w.VBox([w.HBox(c[:2]), w.HBox(c[2:]), out])
+
+
+# --------------------------------------------------------------------------------------------
+# Explorer 3: what a trained network looks at (chapter "What the network learned")
+
+__all__ += ["explanation_animation", "explanation_explorer"]
+
+
+def _explain_image(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    methods: Sequence[str],
+    layer: tuple[str, torch.nn.Module],
+    target: str,
+    baseline: float,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+    """Scores of one image ``(1, 1, H, W)`` and its maps for the class ``target`` names
+    (``"predicted"``, ``"true:<c>"`` or ``"second"``): ``(maps, scores, class)``."""
+    from . import explain
+
+    with torch.no_grad():
+        scores = model(x)[0]  # (classes,): larger = more evidence
+    first, second = scores.topk(2).indices.tolist()
+    c = second if target == "second" else (int(target.split(":")[1]) if target.startswith("true:") else first)
+    maps = {}
+    for m in methods:
+        name = f"grad_cam_{layer[0]}" if m == "grad_cam" else m
+        maps[name] = explain.attribute(model, x, c, m, layer=layer[1], baseline=baseline)[0]  # (H, W)
+    return maps, scores, c
+
+
+def explanation_animation(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    truths: Sequence[int],
+    *,
+    class_names: Sequence[str],
+    layer: tuple[str, torch.nn.Module],
+    baseline: float = 0.0,
+    methods: Sequence[str] | None = None,
+    score_name: str = "score",
+    dpi: int = 55,
+    interval: int = 2200,
+) -> HTML:
+    """Static face of the explanation explorer: one frame per image, every method, predicted class.
+
+    ``model`` returns scores (:class:`lenet_utils.explain.Scores`); ``images``: ``(N, 1, H, W)``
+    with true classes ``truths``; ``layer``: ``(name, module)`` for Grad-CAM.
+    """
+    from . import explain, viz_explain
+
+    methods = list(methods or explain.METHODS)
+
+    def draw(fig: plt.Figure | None, t: int) -> plt.Figure:
+        maps, scores, c = _explain_image(model, images[t : t + 1], methods, layer, "predicted", baseline)
+        return viz_explain.plot_explanation(images[t], maps, scores, labels=class_names, true=int(truths[t]),
+                                            target=c, score_name=score_name, fig=fig)  # fmt: skip
+
+    return animate(draw, len(images), dpi=dpi, interval=interval)
+
+
+def explanation_explorer(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    truths: Sequence[int],
+    *,
+    class_names: Sequence[str],
+    layers: dict[str, torch.nn.Module],
+    baseline: float = 0.0,
+    score_name: str = "score",
+) -> Any:
+    """Live face of the explanation explorer: pick an image, a method, a Grad-CAM layer and the
+    class to explain (predicted, true or second choice); see the prediction, the map and the scores.
+    """
+    import ipywidgets as w
+
+    from . import explain, viz_explain
+
+    style = {"description_width": "initial"}
+    index = w.IntSlider(value=0, min=0, max=len(images) - 1, description="image", style=style)
+    method = w.Dropdown(options=list(explain.METHODS), value="grad_cam", description="method", style=style)
+    layer = w.Dropdown(options=list(layers), value=next(iter(layers)), description="Grad-CAM layer", style=style)
+    target = w.Dropdown(options=["predicted", "true", "second"], value="predicted", description="explain",
+                        style=style)  # fmt: skip
+
+    def draw(index: int, method: str, layer: str, target: str) -> None:
+        x = images[index : index + 1]
+        which = f"true:{int(truths[index])}" if target == "true" else target
+        maps, scores, c = _explain_image(model, x, [method], (layer, layers[layer]), which, baseline)
+        viz_explain.plot_explanation(images[index], maps, scores, labels=class_names, true=int(truths[index]),
+                                     target=c, score_name=score_name)  # fmt: skip
+        plt.show()
+
+    out = w.interactive_output(draw, {"index": index, "method": method, "layer": layer, "target": target})
+    return w.VBox([w.HBox([index, target]), w.HBox([method, layer]), out])
