@@ -354,7 +354,7 @@ def run_sweep_on_ray(
         raise ValueError(f"num_threads and max_in_flight must be >= 1, got {num_threads} and {max_in_flight}")
     ray = _import_ray()
     with one_writer(Path(out)):
-        results = ResultsFile(out)
+        results = ResultsFile(out, spec.columns())
         todo = pending_runs(spec, results, reuse, limit, log)
         if not todo:
             return results

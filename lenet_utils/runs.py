@@ -18,6 +18,7 @@ from typing import Any
 
 from .files import atomic_write
 from .history import History
+from .zoo import MODELS as ZOO
 
 __all__ = ["MODEL_SETUPS", "TrainConfig", "train_run"]
 
@@ -27,6 +28,8 @@ MODEL_SETUPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "modern": ({"size": 32, "resize": True, "normalize": "standard"}, {"init": "xavier"}),
     "theano": ({}, {"init": "xavier"}),
     "paper": ({"size": 32, "normalize": "paper"}, {"init": None, "loss": "map"}),
+    # Part IV's zoo (lenet_utils.zoo): 28x28 inputs as stored, d2l's Xavier initialisation (d2l.init_cnn)
+    **{name: ({}, {"init": "xavier"}) for name in ZOO if name != "lenet"},
 }
 
 
@@ -67,6 +70,9 @@ class TrainConfig:
             out.append(f"--loss {self.loss} works on RBF penalties: only with --model paper")
         if self.model == "paper" and self.size not in (None, 32):
             out.append("--model paper takes 32x32 inputs: drop --size or use --size 32")
+        if self.model in ZOO and self.size not in (None, 28):
+            out.append(f"--model {self.model} takes the 28x28 images as stored (the original sizes resize "
+                       "inside the model): drop --size")  # fmt: skip
         if self.momentum is not None and self.optimizer not in ("sgd", "momentum", "nesterov"):
             out.append("--momentum applies to SGD only")
         return out
@@ -120,7 +126,7 @@ def train_run(cfg: TrainConfig, out: str | Path, *, device: str | None = None, t
     Raises :class:`lenet_utils.settings.SettingsChangedError` when ``out`` holds a run of other
     settings and ``force`` is false; with ``force`` that run is deleted first.
     """
-    from . import models, set_seed
+    from . import models, set_seed, zoo
     from .train import RandomHFlip, fit, hflip_loader
 
     out = Path(out)
@@ -130,7 +136,8 @@ def train_run(cfg: TrainConfig, out: str | Path, *, device: str | None = None, t
             (out / name).unlink(missing_ok=True)
     train_iter, val_iter, test_iter, fit_kw = _loaders(cfg)
     set_seed(cfg.seed)
-    net = models.build_model(cfg.model, **fit_kw.pop("model_kw"))
+    model_kw = fit_kw.pop("model_kw")
+    net = zoo.build(cfg.model) if cfg.model in ZOO else models.build_model(cfg.model, **model_kw)
     metrics_path = Path(metrics) if metrics else out / "metrics.csv"
     print(f"training {cfg.model} on {cfg.dataset} ({train_iter.num_examples} train, "
           f"{val_iter.num_examples if val_iter else 0} val, {test_iter.num_examples} test) with {cfg.optimizer} "

@@ -15,7 +15,9 @@ The spec is a small JSON file (``data/sweeps/*.json``)::
     }
 
 Every point is ``DEFAULTS`` updated by ``base``, then by one entry of ``points``, then by one
-combination of ``grid``. The defaults are d2l's (Dive into Deep Learning §7.6, which Li's
+combination of ``grid``. ``"model"`` (one of :data:`EXTRAS`) trains a network of Part IV's zoo
+instead of d2l's LeNet, e.g. ``{"model": "resnet"}`` (:mod:`lenet_utils.zoo`).
+The defaults are d2l's (Dive into Deep Learning §7.6, which Li's
 report ablates): the sigmoid / average-pooling LeNet on Fashion-MNIST, batch 256,
 SGD with lr 0.9, 10 epochs, Xavier initialisation. The 1998 paper's own recipe (LeCun et al.
 1998, §II.C and Appendix C: RBF outputs, SDLM) is a different experiment
@@ -65,16 +67,19 @@ from .engine import NUMERICS, Callback, Task, resolve_device
 from .files import atomic_write
 from .seeds import SeedStack, seed_batches, stacked_cross_entropy
 from .settings import SettingsChangedError, versions
+from .zoo import MODELS
 
 __all__ = [
     "COLUMNS",
     "DEFAULTS",
+    "EXTRAS",
     "ResultsFile",
     "Run",
     "Spec",
     "SpecError",
     "SweepBusyError",
     "bench",
+    "columns_for",
     "done_run_ids",
     "epoch_cost",
     "estimate",
@@ -112,12 +117,24 @@ DEFAULTS: dict[str, Any] = {
     "test_subset": 0,  # 0: all 10,000 test images; n: the first n
 }
 
+#: Settings added after the first results were committed. A configuration holds one only when
+#: its spec sets it to something else than this default, so every earlier run keeps its
+#: ``run_id`` and every earlier results file its columns (:func:`columns_for`).
+#: ``model`` is the network, a name of :data:`lenet_utils.zoo.MODELS` (Part IV's zoo);
+#: the LeNet knobs of :data:`DEFAULTS` (``activation``, ``pool``, ``c1_kernel``,
+#: ``pool_size``) apply to ``lenet`` only.
+EXTRAS: dict[str, Any] = {"model": "lenet"}
+
+#: The hyperparameters that shape d2l's LeNet (:func:`_build`), and no other network.
+LENET_KNOBS = ("activation", "pool", "c1_kernel", "pool_size")
+
 #: The allowed values of the categorical hyperparameters.
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("fashion", "mnist"),
     "optimizer": ("sgd", "adagrad", "adam"),
     "activation": ("sigmoid", "relu", "relu_conv", "tanh"),
     "pool": ("avg", "max"),
+    "model": tuple(MODELS),
 }
 
 #: Integer hyperparameters and their smallest allowed value.
@@ -137,8 +154,8 @@ class SpecError(ValueError):
 
 def _check_value(key: str, value: Any, where: str) -> Any:
     """Validate one hyperparameter value; return it normalised (ints as int, lr as float)."""
-    if key not in DEFAULTS:
-        raise SpecError(f"{where}: unknown hyperparameter {key!r}; known: {', '.join(sorted(DEFAULTS))}")
+    if key not in DEFAULTS and key not in EXTRAS:
+        raise SpecError(f"{where}: unknown hyperparameter {key!r}; known: {', '.join(sorted({**DEFAULTS, **EXTRAS}))}")
     if key in CHOICES:
         if value not in CHOICES[key]:
             raise SpecError(f"{where}: {key} must be one of {list(CHOICES[key])}, got {value!r}")
@@ -156,7 +173,15 @@ def _check_value(key: str, value: Any, where: str) -> Any:
 
 
 def _canonical(config: dict[str, Any], seed: int) -> str:
-    return json.dumps({**{k: config[k] for k in sorted(DEFAULTS)}, "seed": seed}, sort_keys=True)
+    """The run's identity: every hyperparameter of :data:`DEFAULTS`, the :data:`EXTRAS` that are
+    not at their default, and the seed (so runs made before an extra existed keep their id)."""
+    extras = {k: config[k] for k in EXTRAS if config.get(k, EXTRAS[k]) != EXTRAS[k]}
+    return json.dumps({**{k: config[k] for k in sorted(DEFAULTS)}, **extras, "seed": seed}, sort_keys=True)
+
+
+def _setting(config: dict[str, Any], key: str) -> Any:
+    """A hyperparameter of ``config``, an extra at its default when the configuration omits it."""
+    return config[key] if key in config else EXTRAS[key]
 
 
 @dataclass(frozen=True)
@@ -187,6 +212,10 @@ class Spec:
     def runs(self) -> list[Run]:
         """Every (configuration, seed), configuration-major: the order the sweep runs them in."""
         return [Run(c, s) for c in self.configs for s in self.seeds]
+
+    def columns(self) -> list[str]:
+        """The columns of this sweep's results file (:func:`columns_for`)."""
+        return columns_for(self.configs)
 
     def with_seeds(self, n: int) -> Spec:
         """The same grid with seeds ``0..n-1`` (``--seeds N`` on the command line)."""
@@ -274,20 +303,40 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
     keys = list(grid)
     for point in points:
         for combo in itertools.product(*(grid[k] for k in keys)):
-            config = {**DEFAULTS, **base, **point, **dict(zip(keys, combo, strict=True))}
+            config = _config({**DEFAULTS, **base, **point, **dict(zip(keys, combo, strict=True))}, where)
             key = _canonical(config, 0)
             if key in seen:
                 raise SpecError(f"{where}: point {len(configs)} repeats point {seen[key]} ({_describe(config)})")
             seen[key] = len(configs)
             configs.append(config)
-    varied = [k for k in DEFAULTS if len({c[k] for c in configs}) > 1]
+    varied = [k for k in [*DEFAULTS, *EXTRAS] if len({_setting(c, k) for c in configs}) > 1]
     description = raw.get("description", "")
     return Spec(name, configs, seeds, str(description), engine, group, varied)
 
 
+def _config(config: dict[str, Any], where: str) -> dict[str, Any]:
+    """A point's configuration without the extras left at their default; LeNet's knobs only on LeNet."""
+    config = {k: v for k, v in config.items() if k in DEFAULTS or v != EXTRAS[k]}
+    model = _setting(config, "model")
+    turned = [k for k in LENET_KNOBS if config[k] != DEFAULTS[k]]
+    if model != "lenet" and turned:
+        raise SpecError(f"{where}: {', '.join(turned)} shape(s) d2l's LeNet only; drop it for model {model!r}")
+    return config
+
+
 def _describe(config: dict[str, Any]) -> str:
-    diff = {k: v for k, v in config.items() if DEFAULTS[k] != v}
+    every = {**DEFAULTS, **EXTRAS}
+    diff = {k: v for k, v in sorted(config.items(), key=lambda kv: kv[0] not in EXTRAS) if every[k] != v}
     return ", ".join(f"{k}={v}" for k, v in diff.items()) or "d2l defaults"
+
+
+def columns_for(configs: Iterable[dict[str, Any]]) -> list[str]:
+    """:data:`COLUMNS`, with a column (after ``test_subset``) for each of the :data:`EXTRAS`
+    that some configuration sets: a sweep of LeNets writes exactly the columns it always did."""
+    configs = list(configs)
+    extra = [k for k in EXTRAS if any(k in c for c in configs)]
+    i = COLUMNS.index("test_subset") + 1
+    return [*COLUMNS[:i], *extra, *COLUMNS[i:]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,14 +469,18 @@ def _data(config: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 
 def _build(config: dict[str, Any]) -> nn.Module:
-    """d2l's LeNet with the configuration's knobs (:func:`lenet_utils.models.lenet_d2l`).
+    """The configuration's network: a network of the zoo (:func:`lenet_utils.zoo.build`) when
+    ``model`` names one, else d2l's LeNet with the knobs (:func:`lenet_utils.models.lenet_d2l`).
 
     ``activation="relu_conv"`` is Li's report's change: ReLU after the two convolutions, the
     sigmoids of the dense layers kept. (``"relu"`` puts ReLU everywhere.) Activations have no
     parameters, so swapping them does not change the random initialisation.
     """
     from .models import lenet_d2l
+    from .zoo import build
 
+    if _setting(config, "model") != "lenet":
+        return build(config["model"])
     act = "relu" if config["activation"] == "relu_conv" else config["activation"]
     net = lenet_d2l(activation=act, pool=config["pool"], c1_kernel=config["c1_kernel"], pool_size=config["pool_size"])
     if config["activation"] == "relu_conv":
@@ -552,6 +605,10 @@ def train_batched(
 
 
 def _engine_for(config: dict[str, Any], engine: str) -> str:
+    if _setting(config, "model") != "lenet":  # BN's running statistics cannot be updated under vmap
+        if engine == "batched":
+            raise ValueError(f"the batched engine trains d2l's LeNet only, not {config['model']}: use --engine fit")
+        return "fit"
     if engine != "auto":
         return engine
     return "batched" if config["batch_size"] <= AUTO_BATCHED_MAX else "fit"
@@ -591,6 +648,7 @@ def result_row(spec_name: str, run: Run, result: Result, threads: int) -> dict[s
         "run_id": run.run_id,
         "sweep": spec_name,
         "seed": run.seed,
+        **EXTRAS,
         **run.config,
         "final_train_loss": result.train_loss[-1],
         "final_train_acc": result.train_acc[-1],
@@ -609,8 +667,10 @@ def result_row(spec_name: str, run: Run, result: Result, threads: int) -> dict[s
 
 
 def _reuse_rows(paths: Iterable[str | Path], wanted: set[str], out: Path) -> dict[str, dict[str, str]]:
-    """Finished rows for ``wanted`` run ids found in other results files (same columns), made by
-    code of the same :data:`~lenet_utils.engine.NUMERICS` (results of other code are never mixed in)."""
+    """Finished rows for ``wanted`` run ids found in other results files (our columns, with or
+    without the :data:`EXTRAS`: a row without one was made at its default), made by code of the
+    same :data:`~lenet_utils.engine.NUMERICS` (results of other code are never mixed in)."""
+    known = (COLUMNS, columns_for([EXTRAS]))
     found: dict[str, dict[str, str]] = {}
     for p in paths:
         p = Path(p)
@@ -618,12 +678,12 @@ def _reuse_rows(paths: Iterable[str | Path], wanted: set[str], out: Path) -> dic
             continue
         with open(p, newline="") as f:
             reader = csv.DictReader(f)
-            if reader.fieldnames != COLUMNS:
+            if reader.fieldnames not in known:
                 continue
             for row in reader:
                 same_code = numerics_of(row.get("versions") or "") == str(NUMERICS)
                 if row.get("run_id") in wanted and None not in row.values() and same_code:
-                    found.setdefault(row["run_id"], row)
+                    found.setdefault(row["run_id"], {**{k: str(v) for k, v in EXTRAS.items()}, **row})
     return found
 
 
@@ -754,7 +814,7 @@ def _run_sweep(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     threads = configure_threads(num_threads)
-    results = ResultsFile(out)
+    results = ResultsFile(out, spec.columns())
     todo = pending_runs(spec, results, reuse, limit, log)
     # group the remaining seeds of each configuration
     groups: list[tuple[dict[str, Any], list[Run]]] = []

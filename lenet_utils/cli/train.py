@@ -15,6 +15,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     from ..train import OPTIMIZERS
+    from ..zoo import MODELS, ORIGINALS
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -22,7 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a LeNet variant with d2l.train_ch6's semantics (fast); save the best checkpoint "
         "and a metrics CSV. Run again to resume.",
     )
-    p.add_argument("--model", choices=["d2l", "modern", "paper", "theano"], default=d.model, help="default d2l")
+    zoo = [name for name in MODELS if name != "lenet"]  # the zoo's "lenet" is d2l's LeNet, here "d2l"
+    p.add_argument("--model", choices=["d2l", "modern", "paper", "theano", *zoo], default=d.model,
+                   metavar="MODEL", help="d2l (default), modern, paper, theano; the zoo at 28x28: "
+                   f"{', '.join(n for n in zoo if n not in ORIGINALS)}; d2l's original sizes (for a GPU): "
+                   f"{', '.join(ORIGINALS)}")  # fmt: skip
     p.add_argument("--dataset", choices=["mnist", "fashion"], default=d.dataset, help="default fashion (as d2l)")
     p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--lr", type=positive_float, default=d.lr)
