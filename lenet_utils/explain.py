@@ -333,22 +333,28 @@ def _ranks(v: torch.Tensor) -> torch.Tensor:
     return (last - (counts.double() - 1) / 2)[inverse]
 
 
-def rank_correlation(a: torch.Tensor, b: torch.Tensor, *, absolute: bool = True) -> torch.Tensor:
+def rank_correlation(
+    a: torch.Tensor, b: torch.Tensor, *, absolute: bool = True, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Spearman's rank correlation of two batches of maps, one value per image: ``(B,)``.
 
     Maps are flattened; ties share their mean rank (ReLU'd Grad-CAM maps have many zeros).
     ``absolute=True`` compares the magnitudes, as Adebayo et al. (2018) do for their main
-    figures: a map whose sign flips everywhere still points at the same pixels. A constant map
-    has no ranks to compare: its correlation is NaN.
+    figures: a map whose sign flips everywhere still points at the same pixels. ``mask`` (same
+    shape, boolean) keeps only some pixels of each image, e.g. the ink: pixels where both maps
+    are zero for the same reason (blank background) then no longer count as agreement. A
+    constant map has no ranks to compare: its correlation is NaN.
     """
-    if a.shape != b.shape:
-        raise ValueError(f"maps differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.shape != b.shape or (mask is not None and mask.shape != a.shape):
+        shapes = [tuple(t.shape) for t in (a, b, mask) if t is not None]
+        raise ValueError(f"maps (and mask) differ in shape: {shapes}")
     a, b = a.reshape(len(a), -1).double(), b.reshape(len(b), -1).double()
+    keep = mask.reshape(len(a), -1) if mask is not None else torch.ones_like(a, dtype=torch.bool)
     if absolute:
         a, b = a.abs(), b.abs()
     out = []
-    for u, v in zip(a, b, strict=True):
-        ru, rv = _ranks(u), _ranks(v)
+    for u, v, k in zip(a, b, keep, strict=True):
+        ru, rv = _ranks(u[k]), _ranks(v[k])
         ru, rv = ru - ru.mean(), rv - rv.mean()
         den = math.sqrt(float((ru * ru).sum() * (rv * rv).sum()))
         out.append(float((ru * rv).sum()) / den if den > 0 else math.nan)

@@ -27,6 +27,7 @@ MODEL_SETUPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "d2l": ({}, {"init": "xavier"}),
     "modern": ({"size": 32, "resize": True, "normalize": "standard"}, {"init": "xavier"}),
     "theano": ({}, {"init": "xavier"}),
+    "gap": ({}, {"init": "xavier"}),
     "paper": ({"size": 32, "normalize": "paper"}, {"init": None, "loss": "map"}),
     # Part IV's zoo (lenet_utils.zoo): 28x28 inputs as stored, d2l's Xavier initialisation (d2l.init_cnn)
     **{name: ({}, {"init": "xavier"}) for name in ZOO if name != "lenet"},

@@ -16,6 +16,15 @@ PAPER = REPO / "data" / "paper" / "plain_mu1" / "checkpoint.pt"  # the 1998 reci
 GAP = REPO / "data" / "explain" / "gap_fashion" / "best.pt"  # lenet_gap on Fashion-MNIST (data/explain/README.md)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> object:
+    """Small networks and batches: one thread is faster (and does not fight other processes)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _paper_net() -> nn.Module:
     return paper.load_checkpoint(PAPER)
 
@@ -229,6 +238,10 @@ def test_rank_correlation_is_spearman_with_ties() -> None:
     assert explain.rank_correlation(a, -a).tolist() == pytest.approx([1.0] * 4)  # magnitudes compared
     assert explain.rank_correlation(a, -a, absolute=False).tolist() == pytest.approx([-1.0] * 4)
     assert torch.isnan(explain.rank_correlation(torch.ones(1, 5), torch.arange(5.0).view(1, 5))).all()
+    mask = torch.rand(4, 50, generator=g) > 0.3
+    masked = explain.rank_correlation(a, b, absolute=False, mask=mask)
+    expected = [spearmanr(u[m], v[m]).statistic for u, v, m in zip(a, b, mask, strict=True)]
+    assert masked.tolist() == pytest.approx(expected)
 
 
 def test_cascading_randomization_redraws_top_down_and_leaves_the_model() -> None:

@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and a metrics CSV. Run again to resume.",
     )
     zoo = [name for name in MODELS if name != "lenet"]  # the zoo's "lenet" is d2l's LeNet, here "d2l"
-    p.add_argument("--model", choices=["d2l", "modern", "paper", "theano", *zoo], default=d.model,
-                   metavar="MODEL", help="d2l (default), modern, paper, theano; the zoo at 28x28: "
+    p.add_argument("--model", choices=["d2l", "gap", "modern", "paper", "theano", *zoo], default=d.model,
+                   metavar="MODEL", help="d2l (default), gap, modern, paper, theano; the zoo at 28x28: "
                    f"{', '.join(n for n in zoo if n not in ORIGINALS)}; d2l's original sizes (for a GPU): "
                    f"{', '.join(ORIGINALS)}")  # fmt: skip
     p.add_argument("--dataset", choices=["mnist", "fashion"], default=d.dataset, help="default fashion (as d2l)")
