@@ -153,8 +153,8 @@ def plot_attribution_grid(
             ax.set_ylabel(row_titles[i], fontsize=7, rotation=0, ha="right", va="center")
         for j, (name, m) in enumerate(maps.items(), start=1):
             _heat(axes[i, j], m[i], images[i] if outline else None)
-            if i == 0:
-                axes[i, j].set_title(name.replace("_", " "), fontsize=8)
+            if i == 0:  # "grad_cam C3, predicted" -> two lines, so neighbouring titles do not run together
+                axes[i, j].set_title(name.replace("_", " ").replace(", ", ",\n"), fontsize=8)
     axes[0, 0].set_title("input", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
