@@ -11,7 +11,7 @@ animation redraws one figure frame by frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
@@ -24,12 +24,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SHAPE_CASES",
+    "DrawPad",
     "animate",
+    "classify_digit",
     "conv_animation",
     "conv_explorer",
+    "digit_explorer",
+    "plot_preprocessing",
     "self_contained",
     "shape_animation",
     "shape_explorer",
+    "uploaded_files",
 ]
 
 #: (n, kernel, padding, stride) cases the static shape explorer cycles through: the
@@ -293,3 +298,222 @@ def explanation_explorer(
 
     out = w.interactive_output(draw, {"index": index, "method": method, "layer": layer, "target": target})
     return w.VBox([w.HBox([index, target]), w.HBox([method, layer]), out])
+
+
+# --------------------------------------------------------------------------------------------
+# Explorer 3: a digit of your own -- drawn or uploaded -- made MNIST-style, step by step, and
+# classified by each network (chapter 9). The static face is the same gallery on example files.
+
+
+def plot_preprocessing(
+    rows: Sequence[tuple[str, Any]], *, fig: plt.Figure | None = None, scale: float = 1.15
+) -> plt.Figure:
+    """A gallery of :func:`lenet_utils.preprocess.mnist_style`'s steps: one row per image.
+
+    ``rows`` holds ``(title, result)`` pairs, each result made with ``keep_images=True``. Every
+    step's image is drawn as stored, 0 black (so the inversion of dark ink on light paper shows);
+    its name is above it and what it did below it; a step that changed nothing has a grey name.
+    """
+    if not rows:
+        raise ValueError("plot_preprocessing needs at least one (title, result) pair")
+    ncols = max(len(r.steps) for _, r in rows)
+    figsize = (ncols * scale, len(rows) * scale * 1.45)
+    if fig is None:
+        fig = plt.figure(figsize=figsize)
+    else:
+        fig.clear()
+        fig.set_size_inches(*figsize)
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for (title, result), row in zip(rows, axes, strict=True):
+        for k, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k >= len(result.steps):
+                ax.set_axis_off()
+                continue
+            step = result.steps[k]
+            last = step.name == "model input"
+            changed = bool(step.note) or k == 0 or last
+            levels = {} if last else {"vmin": 0, "vmax": 255}
+            ax.imshow(step.image, cmap="gray", **levels)
+            ax.set_title(step.name, fontsize=7, color="black" if changed else "0.6")
+            note = step.note if k else f"{step.image.shape[0]}x{step.image.shape[1]}"
+            ax.set_xlabel(_wrap(note or "(no change)", 18), fontsize=5.5, color="black" if changed else "0.6")
+        row[0].set_ylabel(_wrap(title, 14), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:3])
+
+
+def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` of each file in a ``FileUpload``'s ``value``, in ipywidgets 7 or 8.
+
+    ipywidgets 7 gives a dict ``{name: {"metadata": {...}, "content": bytes}}``; ipywidgets 8 a
+    tuple of dicts ``{"name", "type", "size", "content": memoryview, "last_modified"}``.
+    """
+    if isinstance(value, dict):  # ipywidgets 7
+        return [(name, bytes(item["content"])) for name, item in value.items()]
+    return [(item["name"], bytes(item["content"])) for item in value or ()]  # ipywidgets 8
+
+
+class DrawPad:
+    """The strokes of a drawing, kept in Python: dark ink on a white ``size`` x ``size`` sheet.
+
+    A canvas widget only reports the pointer (:meth:`begin`, :meth:`move`, :meth:`end`); the
+    image the networks see is drawn here with Pillow (:meth:`image`), so it does not depend on
+    reading pixels back from the browser.
+    """
+
+    def __init__(self, size: int = 280, pen: int = 18) -> None:
+        from PIL import Image, ImageDraw
+
+        self.size, self.pen = size, pen
+        self._sheet = Image.new("L", (size, size), 255)
+        self._draw = ImageDraw.Draw(self._sheet)
+        self._last: tuple[float, float] | None = None
+        self.strokes = 0
+
+    def begin(self, x: float, y: float) -> None:
+        """Pen down at ``(x, y)``: a round dot."""
+        self._last = (x, y)
+        self.strokes += 1
+        self._dot(x, y)
+
+    def move(self, x: float, y: float) -> tuple[float, float, float, float] | None:
+        """Pen moved: draw from the last point; the segment drawn (for the canvas to mirror), if any."""
+        if self._last is None:
+            return None
+        segment = (*self._last, x, y)
+        self._draw.line(segment, fill=0, width=self.pen)
+        self._dot(x, y)  # round joints
+        self._last = (x, y)
+        return segment
+
+    def end(self) -> None:
+        """Pen up."""
+        self._last = None
+
+    def clear(self) -> None:
+        """A blank sheet."""
+        self._draw.rectangle((0, 0, self.size, self.size), fill=255)
+        self._last, self.strokes = None, 0
+
+    def _dot(self, x: float, y: float) -> None:
+        r = self.pen / 2
+        self._draw.ellipse((x - r, y - r, x + r, y + r), fill=0)
+
+    def image(self) -> Any:
+        """The drawing so far, a PIL ``L`` image (a copy)."""
+        return self._sheet.copy()
+
+
+def classify_digit(image: Any, classifiers: Mapping[str, Any], *, top: int = 3) -> tuple[Any, str]:
+    """``(steps, text)`` for one image: the recipe's result with its images (for
+    :func:`plot_preprocessing`; ``None`` when refused) and each network's top classes, as text."""
+    from .predict import predict_image
+    from .preprocess import PreprocessError, mnist_style
+
+    try:
+        first = next(iter(classifiers.values()), None)
+        steps = mnist_style(image, first.transform if first is not None else None, keep_images=True)
+    except PreprocessError as e:
+        return None, f"not classified: {e}"
+    lines = []
+    for name, clf in classifiers.items():
+        p = predict_image(clf, image, top=top)
+        scores = "  ".join(f"{c}:{s:.2f}" if clf.rbf else f"{c}:{s:.3f}" for c, s in p.top)
+        lines.append(f"{name:<22} says {p.label}   ({clf.score_name}: {scores})")
+    return steps, "\n".join(lines)
+
+
+def digit_explorer(classifiers: Mapping[str, Any], *, size: int = 280, pen: int = 18) -> Any:
+    """Live face of the draw-your-own-digit explorer: a drawing pad (when ``ipycanvas`` is
+    installed) and a file upload; each digit is shown step by step (:func:`plot_preprocessing`)
+    with every network's answer (:func:`classify_digit`).
+
+    ``classifiers`` maps a name to a :class:`lenet_utils.predict.Classifier`. Works with
+    ipywidgets 7 and 8. In Colab, third-party widgets such as ipycanvas' need Colab's custom
+    widget manager, which is switched on here.
+    """
+    import io
+    import sys
+
+    import ipywidgets as w
+    from PIL import Image
+
+    out = w.Output()
+
+    def show(title: str, image: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            steps, text = classify_digit(image, classifiers)
+            print(text)
+            if steps is not None:
+                plot_preprocessing([(title, steps)])
+                plt.show()
+
+    upload = w.FileUpload(accept="image/*", multiple=False, description="upload an image")
+
+    def on_upload(change: Any) -> None:
+        for name, content in uploaded_files(change["new"]):
+            try:
+                image = Image.open(io.BytesIO(content))
+                image.load()
+            except Exception as e:  # a file that is not an image: say so, never a traceback
+                with out:
+                    out.clear_output()
+                    print(f"{name}: not an image Pillow can read ({type(e).__name__})")
+                continue
+            show(name, image)
+
+    upload.observe(on_upload, names="value")
+    controls: list[Any] = [upload]
+    try:
+        from ipycanvas import Canvas
+    except ImportError:
+        controls.append(w.HTML("<i>pip install ipycanvas</i> to draw here instead of uploading"))
+        return w.VBox([w.HBox(controls), out])
+    if "google.colab" in sys.modules:  # pragma: no cover - Colab only
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+    pad = DrawPad(size, pen)
+    canvas = Canvas(width=size, height=size, layout=w.Layout(border="1px solid #999"))
+    canvas.line_width, canvas.line_cap, canvas.stroke_style = pen, "round", "black"
+
+    def clear(_: Any = None) -> None:
+        pad.clear()
+        canvas.fill_style = "white"
+        canvas.fill_rect(0, 0, size, size)
+
+    def on_move(x: float, y: float) -> None:
+        segment = pad.move(x, y)
+        if segment is not None:
+            canvas.stroke_line(*segment)
+
+    def on_down(x: float, y: float) -> None:
+        pad.begin(x, y)
+        canvas.stroke_line(x, y, x, y)
+
+    def classify(_: Any = None) -> None:
+        if pad.strokes:
+            show("your drawing", pad.image())
+
+    def on_up(x: float, y: float) -> None:
+        pad.end()
+        classify()
+
+    canvas.on_mouse_down(on_down)
+    canvas.on_mouse_move(on_move)
+    canvas.on_mouse_up(on_up)
+    canvas.on_mouse_out(lambda x, y: pad.end())
+    clear()
+    button = w.Button(description="clear")
+    button.on_click(clear)
+    note = w.HTML("draw one digit, large, with the mouse: it is classified when you lift the pen")
+    return w.VBox([w.HBox([canvas, w.VBox([note, button, *controls])]), out])

@@ -13,6 +13,7 @@ train-paper    :mod:`.paper`               :func:`lenet_utils.paper.train`
 sweep          :mod:`.sweep`               :func:`lenet_utils.sweep.run_sweep`, :mod:`lenet_utils.cluster`
 bench          :mod:`.bench`               :mod:`lenet_utils.bench`
 predict        :mod:`.predict`             :func:`lenet_utils.predict.predict_files`
+robustness     :mod:`.robustness`          :func:`lenet_utils.robustness.evaluate_grid`
 =============  ==========================  ==========================================
 """
 
@@ -29,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("lenet_utils.cli.sweep", "run an ablation sweep into a resumable CSV (locally or on Ray)"),
     "bench": ("lenet_utils.cli.bench", "benchmark our trainer against d2l.train_ch6"),
     "predict": ("lenet_utils.cli.predict", "classify image files of digits with a trained LeNet (default: 1998's)"),
+    "robustness": ("lenet_utils.cli.robustness", "accuracy of trained LeNets on shifted, rotated, noisy... digits"),
 }
 
 
