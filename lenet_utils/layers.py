@@ -81,23 +81,33 @@ class Subsampling(nn.Module):
 
     so the layer has exactly ``2 * channels`` parameters. The squashing function is
     applied by the next module.
+
+    ``repeat > 1`` makes each input map feed ``repeat`` consecutive output maps, each with its
+    own coefficient and bias (LeNet-4's 8 subsampling maps "connected in pairs" to its 4
+    first-layer maps, §III.C): the input then has ``channels // repeat`` maps.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 2) -> None:
+    def __init__(self, channels: int, kernel_size: int = 2, *, repeat: int = 1) -> None:
         super().__init__()
-        self.channels, self.kernel_size = channels, kernel_size
+        if repeat < 1 or channels % repeat:
+            raise ValueError(f"repeat must be a positive divisor of channels ({channels}), got {repeat}")
+        self.channels, self.kernel_size, self.repeat = channels, kernel_size, repeat
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"Subsampling({self.channels}) expects (B, {self.channels}, H, W), got {tuple(x.shape)}")
+        c_in = self.channels // self.repeat
+        if x.dim() != 4 or x.shape[1] != c_in:
+            raise ValueError(f"Subsampling({self.channels}) expects (B, {c_in}, H, W), got {tuple(x.shape)}")
         k = self.kernel_size
         s = F.avg_pool2d(x, k) * (k * k)  # (B, C, H/2, W/2): window sums
+        if self.repeat > 1:
+            s = s.repeat_interleave(self.repeat, dim=1)  # (B, channels, H/2, W/2)
         return s * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, kernel_size={self.kernel_size}"
+        rep = f", repeat={self.repeat}" if self.repeat > 1 else ""
+        return f"channels={self.channels}, kernel_size={self.kernel_size}{rep}"
 
 
 class SparseConv2d(nn.Module):
