@@ -7,7 +7,8 @@ regularised pseudo-inverse.
 
 Ours: scikit-learn's ``KMeans`` (100 centres per class, k-means++ start, seeded: the row's
 randomness), unit activations :math:`\exp(-\lVert x - c\rVert^2 / 2\sigma_c^2)` with
-:math:`\sigma_c^2` the mean squared distance from the centre to the digits assigned to it (the
+:math:`\sigma_c^2` the mean squared distance from the centre to the digits assigned to it (for
+a cluster of one digit, half the squared distance to the nearest other centre of its class; the
 paper gives no widths: our choice), and the second layer by ridge regression to ±1 targets (a
 regularised pseudo-inverse) with a bias. ``alpha``, the regularisation, is ours.
 """
@@ -37,8 +38,12 @@ def fit_rbf(X: torch.Tensor, y: torch.Tensor, *, seed: int = 0, per_class: int =
         C = torch.from_numpy(km.cluster_centers_).float()  # (n, D)
         assign = torch.from_numpy(km.labels_).long()
         d2 = ((Xc - C[assign]) ** 2).sum(1)  # (n_c,)
-        s2 = torch.zeros(n).index_add_(0, assign, d2) / torch.bincount(assign, minlength=n).clamp_min(1)
-        widths.append(s2.clamp_min(s2[s2 > 0].mean() if (s2 > 0).any() else 1.0))  # a 1-digit cluster has width 0
+        count = torch.bincount(assign, minlength=n)
+        s2 = torch.zeros(n).index_add_(0, assign, d2) / count.clamp_min(1)
+        if n > 1:  # a cluster of one digit has no spread: half the squared distance to its nearest neighbour centre
+            near = torch.cdist(C, C).square().fill_diagonal_(float("inf")).min(1).values / 2
+            s2 = torch.where(count > 1, s2, near)
+        widths.append(s2.clamp_min(1e-3))
         centres.append(C)
     C, S2 = torch.cat(centres), torch.cat(widths)  # (1000, D), (1000,)
 
