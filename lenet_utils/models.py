@@ -14,7 +14,15 @@ builder                what it is                                               
 :func:`lenet_gap`      LeNet's two convolutions (ReLU, max-pool), a 3x3 and a     8,598
                        1x1 convolution, global average pooling, one linear layer
                        (the network class activation maps need)
+:func:`lenet1`         LeNet-1 of the paper's benchmark (§III.C): 16x16 digits    2,578
+                       in a 28x28 input, 4 and 12 maps, 10 outputs
+:func:`lenet4`         LeNet-4 (§III.C): 4, 8, 16, 16 maps, 120 units, 10         50,698
+                       outputs
+:func:`fc_net`         the benchmark's fully connected nets (28x28-300-10, ...)   varies
 =====================  =========================================================  ==========
+
+The benchmark's networks (:data:`PAPER_NETS`) end in ten RBF units with a ±1 place code
+(:func:`place_code_output`), so that :mod:`lenet_utils.paper` trains them with the 1998 recipe.
 
 All take ``(B, 1, H, W)`` float images and return ``(B, 10)`` scores; for
 :class:`LeNet5Paper` the scores are RBF *penalties* (lower is better), use

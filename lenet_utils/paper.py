@@ -11,6 +11,11 @@ MNIST as the paper does:
 * optionally (``--distortions``) random planar affine distortions of the training patterns —
   translation, scaling, squeezing, horizontal shearing (§III.C).
 
+``--model lenet1``, ``lenet4`` or ``fc-300`` (and the other
+:data:`lenet_utils.models.PAPER_NETS`) trains the other networks of the paper's benchmark
+(§III.C, Fig. 9) with the same recipe, each on its own input (:func:`paper_inputs`);
+:mod:`lenet_utils.fig9` runs them as rows of Fig. 9.
+
 Defaults are the paper's values. The committed runs (``data/paper/README.md``) depart from
 them in two settings, each shown necessary by a measurement in chapter 5:
 

@@ -81,7 +81,7 @@ ROWS: tuple[Row, ...] = (
     Row("knn-tangent", "k-NN, tangent distance", "16x16", 1.1, "classic", False, ("tangent", "16x16"),
         "k = 1 among 100 Euclidean candidates, Simard's 7 tangents"),
     Row("svm-poly4-deslant", "SVM, polynomial degree 4", "deslant", 1.1, "classic", False, ("svm", "deslant"),
-        "libsvm, (gamma x.z + 1)^4, C = 10; hours on 60,000 digits"),
+        "libsvm, (gamma x.z + 1)^4, C = 10; minutes on 60,000 digits"),
     Row("rs-svm-poly5-deslant", "reduced-set SVM, polynomial degree 5", "deslant", 1.0, None, False,
         note="not run: the reduced-set method (Burges) has no maintained implementation here"),
     Row("virtual-svm-poly9-dist", "virtual SVM, polynomial degree 9", "dist", 0.8, None, False,
