@@ -304,3 +304,16 @@ def test_net_row_through_the_command_is_resumable(tmp_path: Path) -> None:
     assert '"passes_trained_here": 0' in result["info"]  # the checkpoint was reused, nothing retrained
     assert result["error_pct"] == float(row["error_pct"])
     assert not append_result(out, result)
+
+
+def test_pairwise_combinations_agree_mostly_and_refuse_others() -> None:
+    from lenet_utils.fig9.linear import fit_pairwise
+
+    X, y = load_split("mnist", True)
+    Xtr, ytr, Xq, yq = flat_inputs(X[:1500], "deslant"), y[:1500], flat_inputs(X[1500:1800], "deslant"), y[1500:1800]
+    vote = fit_pairwise(Xtr, ytr).predict(Xq)
+    total = fit_pairwise(Xtr, ytr, combine="sum").predict(Xq)
+    assert (vote == total).float().mean() > 0.8  # a wrong sign would make them disagree almost always
+    assert (vote != yq).float().mean() < 0.25 and (total != yq).float().mean() < 0.25
+    with pytest.raises(ValueError, match="combine"):
+        fit_pairwise(Xtr[:50], ytr[:50], combine="max")
