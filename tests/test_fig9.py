@@ -280,7 +280,7 @@ def test_command_appends_one_row_per_run(tmp_path: Path, capsys: pytest.CaptureF
     out = tmp_path / "fig9.csv"
     argv = ["fig9", "linear", "--train-subset", "500", "--test-subset", "200", "--out", str(out)]
     assert cli_main(argv) == 0
-    assert cli_main(argv) == 0  # the same run again: not written twice
+    assert cli_main(argv) == 0  # the same run again: not trained, not written twice
     assert "already in" in capsys.readouterr().out
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))

@@ -49,6 +49,7 @@ def _list() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from ..data import DataError
     from ..fig9 import append_result, get_row, run_row
+    from ..fig9.rows import already_done, run_id
     from ..settings import SettingsChangedError
     from ..sweep import SweepBusyError
 
@@ -68,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    rid = run_id(row.name, a.seed, min(a.train_subset or 60_000, 60_000), min(a.test_subset or 10_000, 10_000),
+                 a.passes if row.family == "net" else "")  # fmt: skip
+    if already_done(a.out, rid):
+        print(f"{rid} is already in {a.out}: nothing to do")
+        return 0
     words = list(argv if argv is not None else sys.argv[2:])
     command = "python -m lenet_utils fig9 " + " ".join(shlex.quote(w) for w in words)
     try:
