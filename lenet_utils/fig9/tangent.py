@@ -37,6 +37,10 @@ are re-ranked by the tangent distance, and the ``k`` nearest of those vote.
 Our choices (the paper gives none of them): ``k = 1`` (the paper calls the tangent-distance
 classifier a nearest-neighbour method), ``prefilter = 100`` candidates, :math:`\sigma = 1`,
 :math:`\lambda` = ``ridge`` = 0.01, the 16x16 subsampling of :func:`~lenet_utils.fig9.base.flat_inputs`.
+``k`` and ``ridge`` were checked without the test set: with the first 10,000 training digits as
+prototypes and training digits 50,000-50,999 held out, k = 1 and ridge 0.01 gave 3.3% error,
+the other pairs of k in {1, 3} and ridge in {0.001, 0.01, 0.1, 1} 3.5%-4.5%, and the Euclidean
+3-NN on the same 16x16 digits 4.9% (1,000 digits: each figure is uncertain by about 0.6%).
 Deterministic: no seed.
 """
 
