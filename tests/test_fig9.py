@@ -310,7 +310,7 @@ def test_pairwise_combinations_agree_mostly_and_refuse_others() -> None:
     from lenet_utils.fig9.linear import fit_pairwise
 
     X, y = load_split("mnist", True)
-    Xtr, ytr, Xq, yq = flat_inputs(X[:1500], "deslant"), y[:1500], flat_inputs(X[1500:1800], "deslant"), y[1500:1800]
+    Xtr, ytr, Xq, yq = flat_inputs(X[:1000], "deslant"), y[:1000], flat_inputs(X[1000:1300], "deslant"), y[1000:1300]
     vote = fit_pairwise(Xtr, ytr).predict(Xq)
     total = fit_pairwise(Xtr, ytr, combine="sum").predict(Xq)
     assert (vote == total).float().mean() > 0.8  # a wrong sign would make them disagree almost always
