@@ -317,3 +317,12 @@ def test_pairwise_combinations_agree_mostly_and_refuse_others() -> None:
     assert (vote != yq).float().mean() < 0.25 and (total != yq).float().mean() < 0.25
     with pytest.raises(ValueError, match="combine"):
         fit_pairwise(Xtr[:50], ytr[:50], combine="max")
+
+
+def test_command_refuses_a_results_file_of_other_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "other.csv"
+    out.write_text("run_id,sweep,seed\nx,y,0\n")
+    assert cli_main(["fig9", "linear", "--train-subset", "100", "--test-subset", "50", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "different columns" in err and "\n" not in err
+    assert out.read_text() == "run_id,sweep,seed\nx,y,0\n"  # untouched

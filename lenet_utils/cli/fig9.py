@@ -71,9 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rid = run_id(row.name, a.seed, min(a.train_subset or 60_000, 60_000), min(a.test_subset or 10_000, 10_000),
                  a.passes if row.family == "net" else "")  # fmt: skip
-    if already_done(a.out, rid):
-        print(f"{rid} is already in {a.out}: nothing to do")
-        return 0
+    try:
+        if already_done(a.out, rid):
+            print(f"{rid} is already in {a.out}: nothing to do")
+            return 0
+    except ValueError as e:  # a file of other columns, or a corrupted line
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     words = list(argv if argv is not None else sys.argv[2:])
     command = "python -m lenet_utils fig9 " + " ".join(shlex.quote(w) for w in words)
     try:
