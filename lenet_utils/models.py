@@ -57,20 +57,24 @@ def lenet_d2l(
     input_size: int = 28,
     padding: int = 2,
 ) -> nn.Sequential:
-    """d2l's LeNet (Dive into Deep Learning §7.6), with the knobs the ablations turn.
+    """d2l's LeNet (Dive into Deep Learning §7.6), with the knobs the ablations
+    turn.
 
-    The defaults give d2l's network exactly: ``Conv2d(1, 6, 5, padding=2)``, sigmoid,
-    ``AvgPool2d(2, 2)``, ``Conv2d(6, 16, 5)``, sigmoid, ``AvgPool2d(2, 2)``, then
-    120-84-10 fully connected layers with sigmoids between them. Changing
-    ``c1_kernel`` or ``pool_size`` changes the flattened size, which is computed here.
+    The defaults give d2l's network exactly: ``Conv2d(1, 6, 5, padding=2)``,
+    sigmoid, ``AvgPool2d(2, 2)``, ``Conv2d(6, 16, 5)``, sigmoid,
+    ``AvgPool2d(2, 2)``, then 120-84-10 fully connected layers with sigmoids
+    between them. Changing ``c1_kernel`` or ``pool_size`` changes the flattened
+    size, which is computed here.
 
     Args:
-        activation: ``"sigmoid"`` (d2l), ``"relu"``, ``"tanh"`` or ``"scaled_tanh"``.
+        activation: ``"sigmoid"`` (d2l), ``"relu"``, ``"tanh"`` or
+            ``"scaled_tanh"``.
         pool: ``"avg"`` (d2l) or ``"max"``.
         c1_kernel: side of the C1 kernels (ablation 3 / 4 / 5).
         pool_size: pooling window and stride (1 means no pooling).
         input_size: side of the input images (28 for MNIST as stored).
-        padding: zero padding of C1 (2 turns 28x28 into the paper's 32x32 field).
+        padding: zero padding of C1 (2 turns 28x28 into the paper's 32x32
+            field).
     """
     act = _make(activation, _ACTIVATIONS, "activation")
     pool_cls = _make(pool, _POOLS, "pool")
@@ -92,10 +96,12 @@ def lenet_d2l(
 
 
 def lenet_modern() -> nn.Sequential:
-    """The reproduction project's network: 32x32 input, ReLU, max-pool, 120-84-10 linear layers.
+    """The reproduction project's network: 32x32 input, ReLU, max-pool,
+    120-84-10 linear layers.
 
-    The seed ends with ``log_softmax`` and a negative log-likelihood loss; returning the
-    logits and using ``nn.CrossEntropyLoss`` computes the same thing.
+    The seed ends with ``log_softmax`` and a negative log-likelihood loss;
+    returning the logits and using ``nn.CrossEntropyLoss`` computes the same
+    thing.
     """
     return nn.Sequential(
         nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
@@ -138,20 +144,24 @@ class LeNet5Paper(nn.Module):
     ======  ====================================  ==============  ======
 
     f is :class:`~lenet_utils.layers.ScaledTanh`. Input: ``(B, 1, 32, 32)`` with
-    background -0.1 and ink 1.175 (see :func:`lenet_utils.data.paper_scale`). Output: the
-    RBF penalties ``y_i``; :meth:`predict` takes the smallest. Weights start uniform in
-    ±2.4/F_i (Appendix C).
+    background -0.1 and ink 1.175 (see :func:`lenet_utils.data.paper_scale`).
+    Output: the RBF penalties ``y_i``; :meth:`predict` takes the smallest.
+    Weights start uniform in ±2.4/F_i (Appendix C).
 
     Args:
-        init: ``"paper"`` — uniform in ±2.4/F_i, as printed in Appendix C; ``"sqrt"`` —
-            uniform in ±2.4/sqrt(F_i), the scale under which the paper's SDLM settings train
-            (see :func:`~lenet_utils.layers.uniform_fan_in_` and chapter 5).
+        init: ``"paper"`` — uniform in ±2.4/F_i, as printed in Appendix C;
+            ``"sqrt"`` — uniform in ±2.4/sqrt(F_i), the scale under which the
+            paper's SDLM settings train (see
+            :func:`~lenet_utils.layers.uniform_fan_in_` and chapter 5).
     """
 
     def __init__(self, *, init: str = "paper") -> None:
         super().__init__()
         if init not in ("paper", "sqrt"):
-            raise ValueError(f"init must be 'paper' (±2.4/F_i) or 'sqrt' (±2.4/sqrt(F_i)), not {init!r}")
+            raise ValueError(
+                "init must be 'paper' (±2.4/F_i) or 'sqrt' (±2.4/sqrt(F_i)), "
+                f"not {init!r}"
+            )
         self.init = init
         self.C1 = nn.Conv2d(1, 6, 5)
         self.S2 = Subsampling(6)
@@ -168,9 +178,13 @@ class LeNet5Paper(nn.Module):
             uniform_fan_in_(m, sqrt=self.init == "sqrt")
 
     def features(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        """Every layer's output, in order (for shape walks and visualisation)."""
+        """Every layer's output, in order (for shape walks and
+        visualisation)."""
         if x.dim() != 4 or x.shape[1:] != (1, 32, 32):
-            raise ValueError(f"LeNet5Paper expects (B, 1, 32, 32) images, got {tuple(x.shape)}")
+            raise ValueError(
+                "LeNet5Paper expects (B, 1, 32, 32) images, got "
+                f"{tuple(x.shape)}"
+            )
         out: OrderedDict[str, torch.Tensor] = OrderedDict()
         out["C1"] = x = self.f(self.C1(x))  # (B, 6, 28, 28)
         out["S2"] = x = self.f(self.S2(x))  # (B, 6, 14, 14)
