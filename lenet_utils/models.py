@@ -231,11 +231,15 @@ def lenet_gap(*, channels: int = 32) -> nn.Sequential:
         channels: maps of the last two convolutions (and inputs of the linear layer).
     """
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
+        # (B, 6, 14, 14)
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5), nn.ReLU(),  # (B, 16, 10, 10)
-        nn.Conv2d(16, channels, 3, padding=1), nn.ReLU(),  # (B, channels, 10, 10)
-        nn.Conv2d(channels, channels, 1), nn.ReLU(),  # (B, channels, 10, 10): NiN's 1x1 convolution
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, channels): global average pooling
+        # (B, channels, 10, 10)
+        nn.Conv2d(16, channels, 3, padding=1), nn.ReLU(),
+        # (B, channels, 10, 10): NiN's 1x1 convolution
+        nn.Conv2d(channels, channels, 1), nn.ReLU(),
+        # (B, channels): global average pooling
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(channels, 10),  # (B, 10)
     )  # fmt: skip
 
