@@ -36,6 +36,7 @@ book: data
 
 test: data
 	$(VENV)/bin/ruff check lenet_utils tests tools
+	$(VENV)/bin/ruff check chapters
 	$(PY) -m pytest tests/ --nbval chapters/ -v
 
 unit: data
@@ -49,6 +50,7 @@ execute: data
 
 lint: setup
 	$(VENV)/bin/ruff check lenet_utils tests tools
+	$(VENV)/bin/ruff check chapters
 
 clean:
 	rm -rf _build

@@ -49,7 +49,9 @@ class Recorder(Callback):
     def __init__(self, history: History, extra_names: list[str]) -> None:
         self.history, self.extra_names = history, extra_names
 
-    def epoch_end(self, task: Task, epoch: int, metrics: dict[str, Any]) -> bool | None:
+    def epoch_end(
+        self, task: Task, epoch: int, metrics: dict[str, Any]
+    ) -> bool | None:
         self.history.record(metrics, self.extra_names)
         return None
 
@@ -120,7 +122,9 @@ class EarlyStopping(Callback):
     def __init__(self, rule: PatienceStopping, history: History) -> None:
         self.rule, self.history = rule, history
 
-    def epoch_end(self, task: Task, epoch: int, metrics: dict[str, Any]) -> bool | None:
+    def epoch_end(
+        self, task: Task, epoch: int, metrics: dict[str, Any]
+    ) -> bool | None:
         if self.rule.step(epoch, float(metrics["val_acc"])):
             self.history.stopped_epoch = epoch
             return True

@@ -250,21 +250,28 @@ def _label(spec: Spec, run: Run) -> str:
     return f"run {run.run_id} ({knobs}seed {run.seed})"
 
 
-def _finish(ray: ModuleType, ref: Any, run: Run, results: ResultsFile) -> str | None:
+def _finish(
+    ray: ModuleType, ref: Any, run: Run, results: ResultsFile
+) -> str | None:
     """Fetch a finished task's row and append it; return the one-line error instead if the task failed."""
     try:
         row = ray.get(ref)
         if row.get("run_id") != run.run_id:
-            raise RuntimeError(f"the task returned the row of run {row.get('run_id')!r}")
-        theirs = numerics_of(str(row.get("versions", "")))
-        if theirs != str(NUMERICS):  # a worker with other lenet_utils code: never mix its rows in
             raise RuntimeError(
-                f"the worker runs lenet_utils code of other numerics ({theirs}; the driver's: {NUMERICS}): "
+                f"the task returned the row of run {row.get('run_id')!r}"
+            )
+        theirs = numerics_of(str(row.get("versions", "")))
+        # a worker with other lenet_utils code: never mix its rows in
+        if theirs != str(NUMERICS):
+            raise RuntimeError(
+                "the worker runs lenet_utils code of other numerics "
+                f"({theirs}; the driver's: {NUMERICS}): "
                 "install the same version on every worker"
             )
     except Exception as e:
         return _task_error(e)
-    results.append(row)  # the only writer: one O_APPEND write + fsync, before the next row
+    # the only writer: one O_APPEND write + fsync, before the next row
+    results.append(row)
     return None
 
 

@@ -122,7 +122,8 @@ class Task:
 
 
 class Callback:
-    """Side work around the loop. Every hook is optional; ``epoch_end`` may ask to stop."""
+    """Side work around the loop. Every hook is optional; ``epoch_end`` may ask
+    to stop."""
 
     def epoch_start(self, task: Task, epoch: int) -> None:
         """Before epoch ``epoch`` (1-based) trains."""
@@ -130,8 +131,11 @@ class Callback:
     def batch_end(self, task: Task, epoch: int, loss: torch.Tensor) -> None:
         """After each optimiser step, with the batch's (detached) loss."""
 
-    def epoch_end(self, task: Task, epoch: int, metrics: dict[str, Any]) -> bool | None:
-        """After the epoch's evaluation; return ``True`` to stop training after it."""
+    def epoch_end(
+        self, task: Task, epoch: int, metrics: dict[str, Any]
+    ) -> bool | None:
+        """After the epoch's evaluation; return ``True`` to stop training after
+        it."""
         return None
 
     def close(self, task: Task) -> None:
@@ -168,7 +172,9 @@ def accuracy(task: Task, batches: Batches) -> torch.Tensor:
     return torch.as_tensor(hits).double() / total
 
 
-def _train_pass(task: Task, epoch: int, callbacks: list[Callback]) -> dict[str, Any]:
+def _train_pass(
+    task: Task, epoch: int, callbacks: list[Callback]
+) -> dict[str, Any]:
     """One pass over ``task.batches(epoch)``: the metrics measured on the fly."""
     if isinstance(task.model, nn.Module):
         task.model.train()
@@ -185,12 +191,17 @@ def _train_pass(task: Task, epoch: int, callbacks: list[Callback]) -> dict[str, 
             task.optimizer.zero_grad(set_to_none=True)
             out = task.model(X)  # (B, 10) or (S, B, 10)
             loss = task.objective(out, y)  # () or (S,)
-            loss.sum().backward()  # stacked seeds share no parameter: each gets its own gradient
+            # stacked seeds share no parameter: each gets its own gradient
+            loss.sum().backward()
             task.optimizer.step()
             with torch.no_grad():
                 b = y.shape[-1]
                 loss = loss.detach()
-                loss_sum = loss_sum + (loss.double() * b if task.reduction == "mean" else loss.double())
+                loss_sum = loss_sum + (
+                    loss.double() * b
+                    if task.reduction == "mean"
+                    else loss.double()
+                )
                 hits = hits + (task.predict(out) == y).sum(dim=-1)
                 seen += b
                 batch_losses.append(loss)
@@ -198,18 +209,27 @@ def _train_pass(task: Task, epoch: int, callbacks: list[Callback]) -> dict[str, 
                 cb.batch_end(task, epoch, loss)
     seconds = time.perf_counter() - t0
     if seen == 0:
-        raise ValueError(f"epoch {epoch}: the training batches held no examples")
+        raise ValueError(
+            f"epoch {epoch}: the training batches held no examples"
+        )
     return {
         "train_loss": torch.as_tensor(loss_sum) / seen,
         "train_acc": torch.as_tensor(hits).double() / seen,
-        "batch_loss": torch.stack(batch_losses),  # (n_batches,) or (n_batches, S)
+        # (n_batches,) or (n_batches, S)
+        "batch_loss": torch.stack(batch_losses),
         "examples": seen,
         "seconds": seconds,
         "examples_per_sec": seen / seconds if seconds > 0 else math.inf,
     }
 
 
-def run(task: Task, epochs: int, *, start: int = 0, callbacks: Iterable[Callback] = ()) -> list[dict[str, Any]]:
+def run(
+    task: Task,
+    epochs: int,
+    *,
+    start: int = 0,
+    callbacks: Iterable[Callback] = (),
+) -> list[dict[str, Any]]:
     """Train ``task`` from epoch ``start + 1`` to ``epochs``; return each epoch's metrics.
 
     Metrics are tensors (``train_loss``, ``train_acc``, ``<name>_acc``: shape ``()`` or ``(S,)``;

@@ -55,7 +55,9 @@ METHODS: tuple[str, ...] = ("gradient", "smoothgrad", "integrated_gradients", "o
 # Looking at activations
 
 
-def feature_maps(model: nn.Module, x: torch.Tensor, layers: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+def feature_maps(
+    model: nn.Module, x: torch.Tensor, layers: Mapping[str, nn.Module]
+) -> dict[str, torch.Tensor]:
     """The outputs of ``layers`` (``{name: module}``) when ``model`` reads ``x``, caught by hooks.
 
     A forward hook is put on each module, the model is run once without gradients and the hooks
@@ -64,7 +66,11 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: Mapping[str, nn.Modu
     """
     caught: dict[str, torch.Tensor] = {}
     handles = [
-        module.register_forward_hook(lambda _m, _i, out, name=name: caught.__setitem__(name, out.detach()))
+        module.register_forward_hook(
+            lambda _m, _i, out, name=name: caught.__setitem__(
+                name, out.detach()
+            )
+        )
         for name, module in layers.items()
     ]
     try:
@@ -106,7 +112,12 @@ class Scores(nn.Module):
 
 
 def grad_cam(
-    model: nn.Module, layer: nn.Module, x: torch.Tensor, target: int | torch.Tensor, *, relu: bool = True
+    model: nn.Module,
+    layer: nn.Module,
+    x: torch.Tensor,
+    target: int | torch.Tensor,
+    *,
+    relu: bool = True,
 ) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017, Eqs. 1-2) of the maps that ``layer`` outputs.
 
@@ -115,18 +126,25 @@ def grad_cam(
     ``(B, 1, H, W)`` at the layer's resolution; :func:`to_input` puts it on the input's pixels.
     """
     caught: dict[str, torch.Tensor] = {}
-    hook = layer.register_forward_hook(lambda _m, _i, out: caught.__setitem__("A", out))
+    hook = layer.register_forward_hook(
+        lambda _m, _i, out: caught.__setitem__("A", out)
+    )
     try:
-        with torch.enable_grad():  # x joins the graph, so A has gradients even with frozen weights
+        # x joins the graph, so A has gradients even with frozen weights
+        with torch.enable_grad():
             scores = model(x.detach().requires_grad_(True))  # (B, classes)
     finally:
         hook.remove()
     A = caught["A"]  # (B, K, H, W): the layer's K feature maps
-    c = torch.as_tensor(target, device=scores.device).expand(len(x)).view(-1, 1)  # (B, 1)
-    y_c = scores.gather(1, c).sum()  # the images do not interact: one backward pass for all
+    # (B, 1)
+    c = torch.as_tensor(target, device=scores.device).expand(len(x)).view(-1, 1)
+    # the images do not interact: one backward pass for all
+    y_c = scores.gather(1, c).sum()
     (dA,) = torch.autograd.grad(y_c, A)  # (B, K, H, W): d y_c / d A_k(i, j)
-    alpha = dA.mean(dim=(2, 3), keepdim=True)  # (B, K, 1, 1): Eq. 1, gradients averaged over positions
-    cam = (alpha * A).sum(dim=1, keepdim=True)  # (B, 1, H, W): Eq. 2, maps weighted by alpha and summed
+    # (B, K, 1, 1): Eq. 1, gradients averaged over positions
+    alpha = dA.mean(dim=(2, 3), keepdim=True)
+    # (B, 1, H, W): Eq. 2, maps weighted by alpha and summed
+    cam = (alpha * A).sum(dim=1, keepdim=True)
     return (F.relu(cam) if relu else cam).detach()
 
 
@@ -148,7 +166,9 @@ def _gap_head(model: nn.Module) -> tuple[nn.Sequential, nn.Linear]:
     return model[:-3], model[-1]
 
 
-def class_activation_map(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
+def class_activation_map(
+    model: nn.Module, x: torch.Tensor, target: int | torch.Tensor
+) -> torch.Tensor:
     r"""CAM (Zhou et al. 2016, Eq. 2): ``M_c(i, j) = sum_k w_ck A_k(i, j)``.
 
     For a network whose class score is :math:`S_c = \sum_k w_{ck} \frac{1}{HW}\sum_{ij} A_k(i,j)
@@ -161,7 +181,8 @@ def class_activation_map(model: nn.Module, x: torch.Tensor, target: int | torch.
         A = features(x)  # (B, K, H, W)
     c = torch.as_tensor(target).expand(len(x))  # (B,)
     w = linear.weight[c]  # (B, K): the class's row of the linear layer
-    return torch.einsum("bk,bkhw->bhw", w, A).unsqueeze(1).detach()  # (B, 1, H, W)
+    # (B, 1, H, W)
+    return torch.einsum("bk,bkhw->bhw", w, A).unsqueeze(1).detach()
 
 
 # ------------------------------------------------------------------------------------------
@@ -308,7 +329,10 @@ def cascading_randomization(
     named = dict(model.named_modules())
     missing = [n for n in layers if n not in named]
     if missing:
-        raise ValueError(f"no module named {missing} in the model; names: {[n for n in named if n]}")
+        raise ValueError(
+            f"no module named {missing} in the model; names: "
+            f"{[n for n in named if n]}"
+        )
     net = copy.deepcopy(model).eval()
     mods = dict(net.named_modules())
     out = []
@@ -321,7 +345,9 @@ def cascading_randomization(
             elif hasattr(m, "reset_parameters"):
                 m.reset_parameters()  # type: ignore[operator]
             else:
-                raise ValueError(f"module {name!r} has no reset_parameters(): pass init=")
+                raise ValueError(
+                    f"module {name!r} has no reset_parameters(): pass init="
+                )
             out.append((name, copy.deepcopy(net)))
     return out
 
@@ -390,6 +416,9 @@ def frequency_response(kernels: torch.Tensor, size: int = 32) -> torch.Tensor:
     the line through the centre perpendicular to them.
     """
     if kernels.dim() != 3:
-        raise ValueError(f"expected (N, k, k) kernels, got {tuple(kernels.shape)}")
-    spectrum = torch.fft.fft2(kernels.detach().double(), s=(size, size))  # (N, size, size)
+        raise ValueError(
+            f"expected (N, k, k) kernels, got {tuple(kernels.shape)}"
+        )
+    # (N, size, size)
+    spectrum = torch.fft.fft2(kernels.detach().double(), s=(size, size))
     return torch.fft.fftshift(spectrum.abs(), dim=(-2, -1)).float()

@@ -82,15 +82,20 @@ def conv_windows(
     return [(i, j, i * stride, j * stride) for i in range(oh) for j in range(ow)]
 
 
-def corr2d(X: torch.Tensor, K: torch.Tensor, *, padding: int = 0, stride: int = 1) -> torch.Tensor:
-    r"""2-D cross-correlation by explicit loops: :math:`Y_{ij} = \sum_{a,b} X_{si+a,\,sj+b} K_{ab}`.
+def corr2d(
+    X: torch.Tensor, K: torch.Tensor, *, padding: int = 0, stride: int = 1
+) -> torch.Tensor:
+    r"""2-D cross-correlation by explicit loops:
+    :math:`Y_{ij} = \sum_{a,b} X_{si+a,\,sj+b} K_{ab}`.
 
-    This is the operation of one C1 unit before its bias and squashing function (paper
-    §II.B). ``X`` is ``(H, W)``, ``K`` is ``(kh, kw)``; the input is padded with ``padding``
-    zeros on every side first. Returns ``(H', W')`` in ``X``'s floating dtype.
+    This is the operation of one C1 unit before its bias and squashing function
+    (paper §II.B). ``X`` is ``(H, W)``, ``K`` is ``(kh, kw)``; the input is
+    padded with ``padding`` zeros on every side first. Returns ``(H', W')`` in
+    ``X``'s floating dtype.
     """
     _check_2d(X, K)
-    Xp = F.pad(X.float() if not X.is_floating_point() else X, (padding,) * 4)  # (H + 2p, W + 2p)
+    # (H + 2p, W + 2p)
+    Xp = F.pad(X.float() if not X.is_floating_point() else X, (padding,) * 4)
     Kf = K.to(Xp.dtype)
     kh, kw = K.shape
     oh = output_size(X.shape[0], kh, padding, stride)

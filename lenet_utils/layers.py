@@ -42,10 +42,14 @@ C3_TABLE: tuple[tuple[int, ...], ...] = (
 )  # fmt: skip
 
 
-def c3_mask(table: Sequence[Sequence[int]] = C3_TABLE, in_channels: int = 6) -> torch.Tensor:
-    """Boolean ``(out, in)`` matrix: ``mask[o, i]`` is True when input map ``i`` feeds output map ``o``.
+def c3_mask(
+    table: Sequence[Sequence[int]] = C3_TABLE, in_channels: int = 6
+) -> torch.Tensor:
+    """Boolean ``(out, in)`` matrix: ``mask[o, i]`` is True when input map ``i``
+    feeds output map ``o``.
 
-    Transposed, this is Table I as printed in the paper (rows = S2 maps, columns = C3 maps).
+    Transposed, this is Table I as printed in the paper (rows = S2 maps, columns
+    = C3 maps).
     """
     mask = torch.zeros(len(table), in_channels, dtype=torch.bool)
     for o, inputs in enumerate(table):
@@ -54,13 +58,16 @@ def c3_mask(table: Sequence[Sequence[int]] = C3_TABLE, in_channels: int = 6) -> 
 
 
 class ScaledTanh(nn.Module):
-    r"""The paper's squashing function (Appendix A): :math:`f(a) = A \tanh(S a)`.
+    r"""The paper's squashing function (Appendix A):
+    :math:`f(a) = A \tanh(S a)`.
 
-    With A = 1.7159 and S = 2/3, f(1) = 1 and f(-1) = -1, the gain is close to 1 around
-    the origin and the second derivative is largest at ±1 — the targets used in the paper.
+    With A = 1.7159 and S = 2/3, f(1) = 1 and f(-1) = -1, the gain is close to 1
+    around the origin and the second derivative is largest at ±1 — the targets
+    used in the paper.
     """
 
-    def __init__(self, A: float = 1.7159, S: float = 2.0 / 3.0) -> None:  # Appendix A
+    # Appendix A
+    def __init__(self, A: float = 1.7159, S: float = 2.0 / 3.0) -> None:
         super().__init__()
         self.A, self.S = A, S
 
@@ -74,74 +81,90 @@ class ScaledTanh(nn.Module):
 class Subsampling(nn.Module):
     r"""LeNet's trainable subsampling (S2, S4; paper §II.B).
 
-    Each unit adds the four inputs of its non-overlapping 2x2 window, multiplies the sum by
-    a coefficient and adds a bias, both trainable and shared by the whole feature map:
+    Each unit adds the four inputs of its non-overlapping 2x2 window, multiplies
+    the sum by a coefficient and adds a bias, both trainable and shared by the
+    whole feature map:
 
     .. math:: y_{c,i,j} = w_c \sum_{(u,v) \in 2\times2} x_{c,2i+u,2j+v} + b_c
 
-    so the layer has exactly ``2 * channels`` parameters. The squashing function is
-    applied by the next module.
-
-    ``repeat > 1`` makes each input map feed ``repeat`` consecutive output maps, each with its
-    own coefficient and bias (LeNet-4's 8 subsampling maps "connected in pairs" to its 4
-    first-layer maps, §III.C): the input then has ``channels // repeat`` maps.
+    so the layer has exactly ``2 * channels`` parameters. The squashing function
+    is applied by the next module.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 2, *, repeat: int = 1) -> None:
+    def __init__(self, channels: int, kernel_size: int = 2) -> None:
         super().__init__()
-        if repeat < 1 or channels % repeat:
-            raise ValueError(f"repeat must be a positive divisor of channels ({channels}), got {repeat}")
-        self.channels, self.kernel_size, self.repeat = channels, kernel_size, repeat
+        self.channels, self.kernel_size = channels, kernel_size
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c_in = self.channels // self.repeat
-        if x.dim() != 4 or x.shape[1] != c_in:
-            raise ValueError(f"Subsampling({self.channels}) expects (B, {c_in}, H, W), got {tuple(x.shape)}")
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"Subsampling({self.channels}) expects (B, {self.channels}, "
+                f"H, W), got {tuple(x.shape)}"
+            )
         k = self.kernel_size
         s = F.avg_pool2d(x, k) * (k * k)  # (B, C, H/2, W/2): window sums
-        if self.repeat > 1:
-            s = s.repeat_interleave(self.repeat, dim=1)  # (B, channels, H/2, W/2)
         return s * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
-        rep = f", repeat={self.repeat}" if self.repeat > 1 else ""
-        return f"channels={self.channels}, kernel_size={self.kernel_size}{rep}"
+        return f"channels={self.channels}, kernel_size={self.kernel_size}"
 
 
 class SparseConv2d(nn.Module):
-    """A convolution in which each output map sees only some input maps (paper §II.B, Table I).
+    """A convolution in which each output map sees only some input maps (paper
+    §II.B, Table I).
 
     Only the kernels that Table I keeps are parameters: ``weight`` holds one
-    ``k x k`` kernel per (output map, connected input map) pair, in table order, and
-    ``bias`` one value per output map. For C3 that is 60 kernels x 25 + 16 = 1,516 values.
-    The forward pass scatters them into a dense ``(out, in, k, k)`` kernel (zeros
-    elsewhere, not parameters, receiving no gradient) and calls ``conv2d`` once.
+    ``k x k`` kernel per (output map, connected input map) pair, in table order,
+    and ``bias`` one value per output map. For C3 that is 60 kernels x 25 + 16 =
+    1,516 values. The forward pass scatters them into a dense
+    ``(out, in, k, k)`` kernel (zeros elsewhere, not parameters, receiving no
+    gradient) and calls ``conv2d`` once.
     """
 
-    def __init__(self, in_channels: int, kernel_size: int = 5, table: Sequence[Sequence[int]] = C3_TABLE) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        kernel_size: int = 5,
+        table: Sequence[Sequence[int]] = C3_TABLE,
+    ) -> None:
         super().__init__()
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table), kernel_size
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels,
+            len(table),
+            kernel_size,
+        )
         self.table = tuple(tuple(int(i) for i in t) for t in table)
         if any(not 0 <= i < in_channels for t in self.table for i in t):
-            raise ValueError(f"table names an input map outside 0..{in_channels - 1}")
+            raise ValueError(
+                f"table names an input map outside 0..{in_channels - 1}"
+            )
         mask = c3_mask(self.table, in_channels)
-        out_idx, in_idx = mask.nonzero(as_tuple=True)  # row-major: table order within each output
+        # row-major: table order within each output
+        out_idx, in_idx = mask.nonzero(as_tuple=True)
         self.register_buffer("out_index", out_idx, persistent=False)
         self.register_buffer("in_index", in_idx, persistent=False)
-        self.weight = nn.Parameter(torch.empty(len(out_idx), kernel_size, kernel_size))
+        self.weight = nn.Parameter(
+            torch.empty(len(out_idx), kernel_size, kernel_size)
+        )
         self.bias = nn.Parameter(torch.empty(self.out_channels))
         self.reset_parameters()
 
     def fan_in(self) -> torch.Tensor:
-        """Inputs feeding one unit of each output map: connected maps x k x k."""
-        return torch.tensor([len(t) * self.kernel_size**2 for t in self.table], dtype=torch.float)
+        """Inputs feeding one unit of each output map: connected maps x k x
+        k."""
+        return torch.tensor(
+            [len(t) * self.kernel_size**2 for t in self.table],
+            dtype=torch.float,
+        )
 
     def reset_parameters(self, sqrt: bool = False) -> None:
-        """Uniform in ±2.4 / F_i (paper Appendix C), F_i the fan-in of a unit of the output map.
+        """Uniform in ±2.4 / F_i (paper Appendix C), F_i the fan-in of a unit of
+        the output map.
 
-        ``sqrt=True`` uses ±2.4 / sqrt(F_i) instead (see :func:`uniform_fan_in_`).
+        ``sqrt=True`` uses ±2.4 / sqrt(F_i) instead (see
+        :func:`uniform_fan_in_`).
         """
         fan_in = self.fan_in()
         bound = 2.4 / (fan_in.sqrt() if sqrt else fan_in)
@@ -151,7 +174,8 @@ class SparseConv2d(nn.Module):
             self.bias.uniform_(-1, 1).mul_(bound)
 
     def dense_weight(self) -> torch.Tensor:
-        """The ``(out, in, k, k)`` kernel with zeros where Table I has no connection."""
+        """The ``(out, in, k, k)`` kernel with zeros where Table I has no
+        connection."""
         k = self.kernel_size
         w = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
         return w.index_put((self.out_index, self.in_index), self.weight)
@@ -159,14 +183,17 @@ class SparseConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"SparseConv2d({self.in_channels}, {self.out_channels}) expects (B, {self.in_channels}, H, W), "
+                f"SparseConv2d({self.in_channels}, {self.out_channels}) "
+                f"expects (B, {self.in_channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )
-        return F.conv2d(x, self.dense_weight(), self.bias)  # (B, out, H - k + 1, W - k + 1)
+        # (B, out, H - k + 1, W - k + 1)
+        return F.conv2d(x, self.dense_weight(), self.bias)
 
     def extra_repr(self) -> str:
         return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, connections={len(self.weight)}"
+            f"{self.in_channels}, {self.out_channels}, "
+            f"kernel_size={self.kernel_size}, connections={len(self.weight)}"
         )
 
 
@@ -197,9 +224,10 @@ class RBFOutput(nn.Module):
 
     .. math:: y_i = \sum_j (x_j - w_{ij})^2
 
-    The prototypes :math:`w_{ij}` are the ±1 bitmaps of Fig. 3 and stay fixed: they are a
-    buffer, so they appear in ``state_dict`` but not in ``parameters()``. The output is a
-    *penalty* per class; the prediction is the class with the smallest one.
+    The prototypes :math:`w_{ij}` are the ±1 bitmaps of Fig. 3 and stay fixed:
+    they are a buffer, so they appear in ``state_dict`` but not in
+    ``parameters()``. The output is a *penalty* per class; the prediction is the
+    class with the smallest one.
     """
 
     def __init__(self, prototypes: torch.Tensor | None = None) -> None:
@@ -209,8 +237,12 @@ class RBFOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.prototypes.shape[1]:
-            raise ValueError(f"RBFOutput expects (B, {self.prototypes.shape[1]}), got {tuple(x.shape)}")
-        # ||x - w_i||^2 = ||x||^2 - 2 x.w_i + ||w_i||^2 : one matmul instead of a (B, 10, 84) tensor
+            raise ValueError(
+                f"RBFOutput expects (B, {self.prototypes.shape[1]}), got "
+                f"{tuple(x.shape)}"
+            )
+        # ||x - w_i||^2 = ||x||^2 - 2 x.w_i + ||w_i||^2 : one matmul instead of
+        # a (B, 10, 84) tensor
         x2 = (x * x).sum(1, keepdim=True)  # (B, 1)
         w2 = (self.prototypes * self.prototypes).sum(1)  # (10,)
         return (x2 - 2 * x @ self.prototypes.t() + w2).clamp_min(0)  # (B, 10)
@@ -220,18 +252,25 @@ class RBFOutput(nn.Module):
         return f"in_features={d}, classes={n}, prototypes=fixed"
 
 
-def uniform_fan_in_(module: nn.Module, factor: float = 2.4, *, sqrt: bool = False) -> None:
-    """Initialise a Conv2d / Linear / Subsampling uniformly in ±factor / F_i (paper Appendix C).
+def uniform_fan_in_(
+    module: nn.Module, factor: float = 2.4, *, sqrt: bool = False
+) -> None:
+    """Initialise a Conv2d / Linear / Subsampling uniformly in ±factor / F_i
+    (paper Appendix C).
 
-    F_i is the number of inputs of one unit: ``in_channels * k * k`` for a convolution,
-    ``in_features`` for a linear layer, the window size (4) for subsampling.
+    F_i is the number of inputs of one unit: ``in_channels * k * k`` for a
+    convolution, ``in_features`` for a linear layer, the window size (4) for
+    subsampling.
 
-    ``sqrt=True`` divides by sqrt(F_i) instead: the scale LeCun et al. recommend in
-    "Efficient BackProp" (1998, §4.6: standard deviation F_i^(-1/2)), under which the paper's
-    SDLM settings train (chapter 5 shows that with ±2.4/F_i as printed they saturate the net).
+    ``sqrt=True`` divides by sqrt(F_i) instead: the scale LeCun et al. recommend
+    in "Efficient BackProp" (1998, §4.6: standard deviation F_i^(-1/2)), under
+    which the paper's SDLM settings train (chapter 5 shows that with ±2.4/F_i as
+    printed they saturate the net).
     """
     if isinstance(module, nn.Conv2d):
-        fan_in = module.in_channels // module.groups * math.prod(module.kernel_size)
+        fan_in = (
+            module.in_channels // module.groups * math.prod(module.kernel_size)
+        )
     elif isinstance(module, nn.Linear):
         fan_in = module.in_features
     elif isinstance(module, Subsampling):

@@ -78,26 +78,34 @@ def mle_loss(penalties: torch.Tensor, target: torch.Tensor, reduction: str = "me
 
 
 def map_loss(
-    penalties: torch.Tensor, target: torch.Tensor, j: float = DEFAULT_J, reduction: str = "mean"
+    penalties: torch.Tensor,
+    target: torch.Tensor,
+    j: float = DEFAULT_J,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Eq. 9: :math:`E_p = y_{D_p} + \log\big(e^{-j} + \sum_i e^{-y_i}\big)`.
 
-    Computed stably as ``y_D + logsumexp([-y_0, ..., -y_9, -j])``. Since the log term is
-    larger than ``log e^{-y_D} = -y_D``, every pattern's loss is positive; it approaches 0
-    when the correct penalty is below ``j`` and far below every other penalty.
+    Computed stably as ``y_D + logsumexp([-y_0, ..., -y_9, -j])``. Since the log
+    term is larger than ``log e^{-y_D} = -y_D``, every pattern's loss is
+    positive; it approaches 0 when the correct penalty is below ``j`` and far
+    below every other penalty.
 
     Args:
         penalties: ``(B, 10)`` RBF outputs ``y_i``.
         target: ``(B,)`` correct class indices.
-        j: the positive constant of Eq. 9 (paper: unspecified; default :data:`DEFAULT_J`).
+        j: the positive constant of Eq. 9 (paper: unspecified; default
+            :data:`DEFAULT_J`).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
     """
     _check(penalties, target)
     if not j > 0:
         raise ValueError(f"j must be positive (paper §II.C), got {j}")
-    y_correct = penalties.gather(1, target.view(-1, 1)).squeeze(1)  # (B,) y_{D_p}
-    rubbish = penalties.new_full((penalties.shape[0], 1), -float(j))  # (B, 1) the e^{-j} term
-    log_term = torch.logsumexp(torch.cat([-penalties, rubbish], dim=1), dim=1)  # (B,)
+    # (B,) y_{D_p}
+    y_correct = penalties.gather(1, target.view(-1, 1)).squeeze(1)
+    # (B, 1) the e^{-j} term
+    rubbish = penalties.new_full((penalties.shape[0], 1), -float(j))
+    # (B,)
+    log_term = torch.logsumexp(torch.cat([-penalties, rubbish], dim=1), dim=1)
     return _reduce(y_correct + log_term, reduction)
 
 

@@ -38,6 +38,7 @@ from functools import partial
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .layers import C3_TABLE, RBFOutput, ScaledTanh, SparseConv2d, Subsampling, uniform_fan_in_
 
@@ -68,20 +69,24 @@ def lenet_d2l(
     input_size: int = 28,
     padding: int = 2,
 ) -> nn.Sequential:
-    """d2l's LeNet (Dive into Deep Learning §7.6), with the knobs the ablations turn.
+    """d2l's LeNet (Dive into Deep Learning §7.6), with the knobs the ablations
+    turn.
 
-    The defaults give d2l's network exactly: ``Conv2d(1, 6, 5, padding=2)``, sigmoid,
-    ``AvgPool2d(2, 2)``, ``Conv2d(6, 16, 5)``, sigmoid, ``AvgPool2d(2, 2)``, then
-    120-84-10 fully connected layers with sigmoids between them. Changing
-    ``c1_kernel`` or ``pool_size`` changes the flattened size, which is computed here.
+    The defaults give d2l's network exactly: ``Conv2d(1, 6, 5, padding=2)``,
+    sigmoid, ``AvgPool2d(2, 2)``, ``Conv2d(6, 16, 5)``, sigmoid,
+    ``AvgPool2d(2, 2)``, then 120-84-10 fully connected layers with sigmoids
+    between them. Changing ``c1_kernel`` or ``pool_size`` changes the flattened
+    size, which is computed here.
 
     Args:
-        activation: ``"sigmoid"`` (d2l), ``"relu"``, ``"tanh"`` or ``"scaled_tanh"``.
+        activation: ``"sigmoid"`` (d2l), ``"relu"``, ``"tanh"`` or
+            ``"scaled_tanh"``.
         pool: ``"avg"`` (d2l) or ``"max"``.
         c1_kernel: side of the C1 kernels (ablation 3 / 4 / 5).
         pool_size: pooling window and stride (1 means no pooling).
         input_size: side of the input images (28 for MNIST as stored).
-        padding: zero padding of C1 (2 turns 28x28 into the paper's 32x32 field).
+        padding: zero padding of C1 (2 turns 28x28 into the paper's 32x32
+            field).
     """
     act = _make(activation, _ACTIVATIONS, "activation")
     pool_cls = _make(pool, _POOLS, "pool")
@@ -103,10 +108,12 @@ def lenet_d2l(
 
 
 def lenet_modern() -> nn.Sequential:
-    """The reproduction project's network: 32x32 input, ReLU, max-pool, 120-84-10 linear layers.
+    """The reproduction project's network: 32x32 input, ReLU, max-pool,
+    120-84-10 linear layers.
 
-    The seed ends with ``log_softmax`` and a negative log-likelihood loss; returning the
-    logits and using ``nn.CrossEntropyLoss`` computes the same thing.
+    The seed ends with ``log_softmax`` and a negative log-likelihood loss;
+    returning the logits and using ``nn.CrossEntropyLoss`` computes the same
+    thing.
     """
     return nn.Sequential(
         nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
@@ -149,20 +156,24 @@ class LeNet5Paper(nn.Module):
     ======  ====================================  ==============  ======
 
     f is :class:`~lenet_utils.layers.ScaledTanh`. Input: ``(B, 1, 32, 32)`` with
-    background -0.1 and ink 1.175 (see :func:`lenet_utils.data.paper_scale`). Output: the
-    RBF penalties ``y_i``; :meth:`predict` takes the smallest. Weights start uniform in
-    ±2.4/F_i (Appendix C).
+    background -0.1 and ink 1.175 (see :func:`lenet_utils.data.paper_scale`).
+    Output: the RBF penalties ``y_i``; :meth:`predict` takes the smallest.
+    Weights start uniform in ±2.4/F_i (Appendix C).
 
     Args:
-        init: ``"paper"`` — uniform in ±2.4/F_i, as printed in Appendix C; ``"sqrt"`` —
-            uniform in ±2.4/sqrt(F_i), the scale under which the paper's SDLM settings train
-            (see :func:`~lenet_utils.layers.uniform_fan_in_` and chapter 5).
+        init: ``"paper"`` — uniform in ±2.4/F_i, as printed in Appendix C;
+            ``"sqrt"`` — uniform in ±2.4/sqrt(F_i), the scale under which the
+            paper's SDLM settings train (see
+            :func:`~lenet_utils.layers.uniform_fan_in_` and chapter 5).
     """
 
     def __init__(self, *, init: str = "paper") -> None:
         super().__init__()
         if init not in ("paper", "sqrt"):
-            raise ValueError(f"init must be 'paper' (±2.4/F_i) or 'sqrt' (±2.4/sqrt(F_i)), not {init!r}")
+            raise ValueError(
+                "init must be 'paper' (±2.4/F_i) or 'sqrt' (±2.4/sqrt(F_i)), "
+                f"not {init!r}"
+            )
         self.init = init
         self.C1 = nn.Conv2d(1, 6, 5)
         self.S2 = Subsampling(6)
@@ -179,9 +190,13 @@ class LeNet5Paper(nn.Module):
             uniform_fan_in_(m, sqrt=self.init == "sqrt")
 
     def features(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        """Every layer's output, in order (for shape walks and visualisation)."""
+        """Every layer's output, in order (for shape walks and
+        visualisation)."""
         if x.dim() != 4 or x.shape[1:] != (1, 32, 32):
-            raise ValueError(f"LeNet5Paper expects (B, 1, 32, 32) images, got {tuple(x.shape)}")
+            raise ValueError(
+                "LeNet5Paper expects (B, 1, 32, 32) images, got "
+                f"{tuple(x.shape)}"
+            )
         out: OrderedDict[str, torch.Tensor] = OrderedDict()
         out["C1"] = x = self.f(self.C1(x))  # (B, 6, 28, 28)
         out["S2"] = x = self.f(self.S2(x))  # (B, 6, 14, 14)
@@ -228,11 +243,15 @@ def lenet_gap(*, channels: int = 32) -> nn.Sequential:
         channels: maps of the last two convolutions (and inputs of the linear layer).
     """
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
+        # (B, 6, 14, 14)
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5), nn.ReLU(),  # (B, 16, 10, 10)
-        nn.Conv2d(16, channels, 3, padding=1), nn.ReLU(),  # (B, channels, 10, 10)
-        nn.Conv2d(channels, channels, 1), nn.ReLU(),  # (B, channels, 10, 10): NiN's 1x1 convolution
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, channels): global average pooling
+        # (B, channels, 10, 10)
+        nn.Conv2d(16, channels, 3, padding=1), nn.ReLU(),
+        # (B, channels, 10, 10): NiN's 1x1 convolution
+        nn.Conv2d(channels, channels, 1), nn.ReLU(),
+        # (B, channels): global average pooling
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(channels, 10),  # (B, 10)
     )  # fmt: skip
 
@@ -274,6 +293,23 @@ LENET1_TABLE: tuple[tuple[int, ...], ...] = (
 LENET4_TABLE: tuple[tuple[int, ...], ...] = tuple((i, (i + 1) % 8, (i + 2) % 8) for i in range(8)) + tuple(
     (i, (i + 3) % 8, (i + 5) % 8) for i in range(8)
 )
+
+
+class PairedSubsampling(Subsampling):
+    """LeNet-4's S2: 8 subsampling maps "connected in pairs" to the 4 first-layer maps (§III.C).
+
+    Each input map's 2x2 window sums feed two output maps, each with its own coefficient and
+    bias (:class:`~lenet_utils.layers.Subsampling`'s rule), so ``(B, channels // 2, H, W)`` in,
+    ``(B, channels, H/2, W/2)`` out, ``2 * channels`` parameters.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c_in = self.channels // 2
+        if x.dim() != 4 or x.shape[1] != c_in:
+            raise ValueError(f"PairedSubsampling({self.channels}) expects (B, {c_in}, H, W), got {tuple(x.shape)}")
+        k = self.kernel_size
+        s = F.avg_pool2d(x, k).repeat_interleave(2, dim=1) * (k * k)  # (B, channels, H/2, W/2): window sums
+        return s * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
 def _init(model: nn.Module, init: str) -> nn.Module:
@@ -319,7 +355,7 @@ def lenet4(*, init: str = "paper") -> nn.Sequential:
     layer   module                                      output           params
     ======  ==========================================  ===============  ======
     C1      ``Conv2d(1, 4, 5)`` + f                     (B, 4, 28, 28)      104
-    S2      ``Subsampling(8, repeat=2)`` + f            (B, 8, 14, 14)       16
+    S2      ``PairedSubsampling(8)`` + f                (B, 8, 14, 14)       16
     C3      ``SparseConv2d(8, 5, LENET4_TABLE)`` + f    (B, 16, 10, 10)   1,216
     S4      ``Subsampling(16)`` + f                     (B, 16, 5, 5)        32
     F5      ``Linear(400, 120)`` + f                    (B, 120)         48,120
@@ -337,7 +373,7 @@ def lenet4(*, init: str = "paper") -> nn.Sequential:
     """
     f = ScaledTanh
     net = nn.Sequential(
-        nn.Conv2d(1, 4, 5), f(), Subsampling(8, repeat=2), f(),  # (B, 8, 14, 14)
+        nn.Conv2d(1, 4, 5), f(), PairedSubsampling(8), f(),  # (B, 8, 14, 14)
         SparseConv2d(8, 5, LENET4_TABLE), f(), Subsampling(16), f(),  # (B, 16, 5, 5)
         nn.Flatten(), nn.Linear(400, 120), f(),  # (B, 120)
         nn.Linear(120, 10), f(),  # (B, 10)
@@ -374,4 +410,7 @@ PAPER_NETS: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "fc20-300": (partial(fc_net, (300,), side=20), "deslant20"),
 }
 
-__all__ += ["LENET1_TABLE", "LENET4_TABLE", "PAPER_NETS", "fc_net", "lenet1", "lenet4", "place_code_output"]
+__all__ += [
+    "LENET1_TABLE", "LENET4_TABLE", "PAPER_NETS", "PairedSubsampling",
+    "fc_net", "lenet1", "lenet4", "place_code_output",
+]  # fmt: skip

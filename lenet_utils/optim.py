@@ -134,7 +134,9 @@ class SDLM(torch.optim.Optimizer):
         return out
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:  # type: ignore[override]
+    def step(
+        self, closure: Callable[[], torch.Tensor] | None = None
+    ) -> torch.Tensor | None:  # type: ignore[override]
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -147,13 +149,17 @@ class SDLM(torch.optim.Optimizer):
                 h = self.state[p].get("hessian")
                 if h is None:
                     raise RuntimeError(
-                        "SDLM has no curvature for this parameter: call set_hessian(...) "
-                        "(e.g. with gauss_newton_diagonal) before the first step"
+                        "SDLM has no curvature for this parameter: call "
+                        "set_hessian(...) (e.g. with gauss_newton_diagonal) "
+                        "before the first step"
                     )
                 denom = self.state[p].get("denom")
-                if denom is None or self.state[p].get("denom_for") != (lr, mu, h.data_ptr()):
-                    denom = (h + mu) / lr  # cached: eta_k = lr / (mu + h_kk) changes once per pass
-                    self.state[p]["denom"], self.state[p]["denom_for"] = denom, (lr, mu, h.data_ptr())
+                key = (lr, mu, h.data_ptr())
+                if denom is None or self.state[p].get("denom_for") != key:
+                    # cached: eta_k = lr / (mu + h_kk) changes once per pass
+                    denom = (h + mu) / lr
+                    self.state[p]["denom"] = denom
+                    self.state[p]["denom_for"] = key
                 p.addcdiv_(p.grad, denom, value=-1.0)
         return loss
 
@@ -228,17 +234,20 @@ def gauss_newton_diagonal(
     output_curvature: str = "mle",
     j: float = 10.0,
 ) -> dict[torch.Tensor, torch.Tensor]:
-    """Average over the patterns ``x`` of the Gauss–Newton diagonal of each parameter (App. C).
+    """Average over the patterns ``x`` of the Gauss–Newton diagonal of each
+    parameter (App. C).
 
     Args:
-        model: :class:`~lenet_utils.models.LeNet5Paper`, or an ``nn.Sequential`` of
-            Conv2d / Linear / Subsampling / SparseConv2d layers, pointwise activations and
-            Flatten, optionally ending with :class:`~lenet_utils.layers.RBFOutput`.
+        model: :class:`~lenet_utils.models.LeNet5Paper`, or an
+            ``nn.Sequential`` of Conv2d / Linear / Subsampling / SparseConv2d
+            layers, pointwise activations and Flatten, optionally ending with
+            :class:`~lenet_utils.layers.RBFOutput`.
         x: ``(N, ...)`` input patterns (the paper uses N = 500).
         target: class indices, needed only for ``output_curvature="map"``.
-        output_curvature: ``"mle"`` — curvature 2 on every F6 output (the exact second
-            derivative of the correct-class penalty); ``"map"`` — the exact diagonal of the
-            Hessian of Eq. 9 with respect to the F6 outputs.
+        output_curvature: ``"mle"`` — curvature 2 on every F6 output (the exact
+            second derivative of the correct-class penalty); ``"map"`` — the
+            exact diagonal of the Hessian of Eq. 9 with respect to the F6
+            outputs.
         j: the constant of Eq. 9 (only for ``"map"``).
 
     Returns:
@@ -252,7 +261,8 @@ def gauss_newton_diagonal(
     for _, m in ops:
         inputs.append(h)
         h = m(h)
-    g = _output_curvature(h, model, target, output_curvature, j)  # (N, 84): d2E/dx^2 at F6
+    # (N, 84): d2E/dx^2 at F6
+    g = _output_curvature(h, model, target, output_curvature, j)
     hess: dict[torch.Tensor, torch.Tensor] = {}
     for (kind, m), inp in zip(reversed(ops), reversed(inputs), strict=True):
         if kind == "flatten":
@@ -260,17 +270,26 @@ def gauss_newton_diagonal(
         elif kind == "act":
             with torch.enable_grad():
                 a = inp.detach().requires_grad_(True)
-                (fprime,) = torch.autograd.grad(m(a).sum(), a)  # f'(a), pointwise
+                # f'(a), pointwise
+                (fprime,) = torch.autograd.grad(m(a).sum(), a)
             g = fprime.pow(2) * g  # Gauss-Newton: drop the f'' term
         else:
             names = [n for n, p in m.named_parameters() if p.requires_grad]
             with torch.enable_grad():
                 x2 = inp.detach().pow(2).requires_grad_(True)
-                sq = {n: p.detach().pow(2).requires_grad_(True) for n, p in m.named_parameters()}
-                out = functional_call(m, sq, (x2,))  # the same layer on squared inputs and weights
-                grads = torch.autograd.grad(out, [x2, *(sq[n] for n in names)], grad_outputs=g)
+                sq = {
+                    n: p.detach().pow(2).requires_grad_(True)
+                    for n, p in m.named_parameters()
+                }
+                # the same layer on squared inputs and weights
+                out = functional_call(m, sq, (x2,))
+                grads = torch.autograd.grad(
+                    out, [x2, *(sq[n] for n in names)], grad_outputs=g
+                )
             g = grads[0]  # sum_i w_ij^2 d2E/da_i^2
             params = dict(m.named_parameters())
             for n, gh in zip(names, grads[1:], strict=True):
-                hess[params[n]] = gh / len(x)  # sum over shared connections of x_j^2 d2E/da_i^2, mean over patterns
+                # sum over shared connections of x_j^2 d2E/da_i^2, mean over
+                # patterns
+                hess[params[n]] = gh / len(x)
     return hess

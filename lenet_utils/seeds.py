@@ -24,25 +24,32 @@ __all__ = ["SeedStack", "seed_batches", "stacked_cross_entropy"]
 
 
 class SeedStack:
-    """S networks of one architecture, called as one: ``(S, B, ...) -> (S, B, 10)``.
+    """S networks of one architecture, called as one:
+    ``(S, B, ...) -> (S, B, 10)``.
 
-    A batch with no seed dimension, ``(B, ...)``, is given to every seed (evaluation).
-    :attr:`params` are the stacked leaf tensors the optimiser steps; :meth:`unstack` gives
-    seed ``i``'s ``state_dict``.
+    A batch with no seed dimension, ``(B, ...)``, is given to every seed
+    (evaluation). :attr:`params` are the stacked leaf tensors the optimiser
+    steps; :meth:`unstack` gives seed ``i``'s ``state_dict``.
     """
 
     def __init__(self, nets: Sequence[nn.Module]) -> None:
         if not nets:
             raise ValueError("a SeedStack needs at least one network")
-        self.params, self.buffers = stack_module_state(list(nets))  # each (S, *shape)
+        # each stacked tensor: (S, *shape)
+        self.params, self.buffers = stack_module_state(list(nets))
         self.seeds = len(nets)
         skeleton = copy.deepcopy(nets[0]).to("meta")
 
-        def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        def forward(
+            p: dict[str, torch.Tensor],
+            b: dict[str, torch.Tensor],
+            x: torch.Tensor,
+        ) -> torch.Tensor:
             return functional_call(skeleton, (p, b), (x,))
 
         self._per_seed = vmap(forward)  # each seed its own batch
-        self._shared = vmap(forward, in_dims=(0, 0, None))  # one batch for every seed
+        # one batch for every seed
+        self._shared = vmap(forward, in_dims=(0, 0, None))
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
         if X.dim() == 5:
@@ -53,8 +60,12 @@ class SeedStack:
         return list(self.params.values())
 
     def unstack(self, i: int) -> dict[str, torch.Tensor]:
-        """Seed ``i``'s weights, as its own network's ``state_dict`` would hold them."""
-        return {k: v[i].detach().clone() for k, v in {**self.params, **self.buffers}.items()}
+        """Seed ``i``'s weights, as its own network's ``state_dict`` would
+        hold them."""
+        return {
+            k: v[i].detach().clone()
+            for k, v in {**self.params, **self.buffers}.items()
+        }
 
 
 def stacked_cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -63,7 +74,11 @@ def stacked_cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def seed_batches(
-    X: torch.Tensor, y: torch.Tensor, seeds: Sequence[int], batch_size: int, epoch: int
+    X: torch.Tensor,
+    y: torch.Tensor,
+    seeds: Sequence[int],
+    batch_size: int,
+    epoch: int,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Epoch ``epoch``'s (1-based) training batches for every seed at once, ``(S, b, ...)``.
 
@@ -71,7 +86,14 @@ def seed_batches(
     gives in that epoch: ``randperm`` with a generator seeded ``s + epoch - 1``.
     """
     n = len(X)
-    orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(s + epoch - 1)) for s in seeds])
+    orders = torch.stack(
+        [
+            torch.randperm(
+                n, generator=torch.Generator().manual_seed(s + epoch - 1)
+            )
+            for s in seeds
+        ]
+    )
     for start in range(0, n, batch_size):
         idx = orders[:, start : start + batch_size]  # (S, b)
         yield X[idx], y[idx]  # (S, b, 1, 28, 28), (S, b)

@@ -47,7 +47,7 @@ from .layers import C3_TABLE, RBFOutput, SparseConv2d, Subsampling
 if TYPE_CHECKING:  # pandas is a book dependency, not a package one
     import pandas as pd
 
-__all__ = ["LayerInfo", "ModelSummary", "module_counts", "print_shapes", "summarize"]
+__all__ = ["Call", "LayerInfo", "ModelSummary", "module_counts", "print_shapes", "record_calls", "summarize"]
 
 Shape = tuple[int, ...]
 
@@ -327,26 +327,36 @@ class ModelSummary:
 
 
 @dataclass
-class _Call:
+class Call:
+    """One call of a hooked module during :func:`record_calls`: its name in the model, the
+    module, and the shapes it received and returned (batch first)."""
+
     qualname: str
     module: nn.Module
     in_shape: Shape
     out_shape: Shape
 
 
-def _record_calls(model: nn.Module, x: torch.Tensor) -> list[_Call]:
-    """Run ``model(x)`` with a forward hook on every leaf module; the calls in order."""
-    calls: list[_Call] = []
+def record_calls(
+    model: nn.Module, x: torch.Tensor, *, select: tuple[type[nn.Module], ...] | None = None
+) -> list[Call]:
+    """Run ``model(x)`` once (eval mode, no gradients) with a forward hook on every leaf
+    module, or on every module of the ``select`` types; the calls in order, with their
+    input and output shapes. The model's mode is restored and the hooks removed."""
+    calls: list[Call] = []
     names = {id(m): n for n, m in model.named_modules()}
 
     def hook(m: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         first = next((t for t in inputs if isinstance(t, torch.Tensor)), None)
         if first is None or not isinstance(output, torch.Tensor):
             raise TypeError(f"summarize handles tensor-in, tensor-out modules; {type(m).__name__} is not one")
-        calls.append(_Call(names.get(id(m), type(m).__name__), m, tuple(first.shape), tuple(output.shape)))
+        calls.append(Call(names.get(id(m), type(m).__name__), m, tuple(first.shape), tuple(output.shape)))
 
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    if select is None:
+        hooked = [m for m in model.modules() if not any(True for _ in m.children())]
+    else:
+        hooked = [m for m in model.modules() if isinstance(m, select)]
+    handles = [m.register_forward_hook(hook) for m in hooked]
     was_training = model.training
     try:
         model.eval()
@@ -359,11 +369,11 @@ def _record_calls(model: nn.Module, x: torch.Tensor) -> list[_Call]:
     return calls
 
 
-def _group_calls(calls: list[_Call]) -> list[list[_Call]]:
+def _group_calls(calls: list[Call]) -> list[list[Call]]:
     """Calls grouped into layers: main modules start a layer, activations join the previous one,
     reshapes (Flatten) wait for the next one."""
-    groups: list[list[_Call]] = []
-    pending: list[_Call] = []
+    groups: list[list[Call]] = []
+    pending: list[Call] = []
     for call in calls:
         kind = _kind(call.module)
         if kind == "reshape":
@@ -383,7 +393,7 @@ def _group_calls(calls: list[_Call]) -> list[list[_Call]]:
     return groups
 
 
-def _count_weights(group: list[_Call], seen: set[int]) -> tuple[int, int]:
+def _count_weights(group: list[Call], seen: set[int]) -> tuple[int, int]:
     """(trainable, fixed) numbers of the group's weights not counted before (shared ones once)."""
     params = fixed = 0
     for c in group:
@@ -402,7 +412,7 @@ def _count_weights(group: list[_Call], seen: set[int]) -> tuple[int, int]:
     return params, fixed
 
 
-def _layer_name(main: _Call, kind: str, position: int, count: int) -> str:
+def _layer_name(main: Call, kind: str, position: int, count: int) -> str:
     """The last linear / RBF layer is ``output``; named submodules keep their name; others C1, S2, F5..."""
     if position == count and kind in ("linear", "rbf"):
         return "output"
@@ -444,7 +454,7 @@ def summarize(
         x = torch.zeros(shape)
     title = name or type(model).__name__
     try:
-        calls = _record_calls(model, x)
+        calls = record_calls(model, x)
     except (RuntimeError, ValueError) as err:
         raise ValueError(
             f"{title} does not accept an input of shape {tuple(x.shape)}: {err}. "
@@ -496,7 +506,7 @@ def print_shapes(
     file(f"{s.model}: input {s.input_shape}")
     if per_module:
         x = input_size if isinstance(input_size, torch.Tensor) else torch.zeros(tuple(input_size))
-        calls = _record_calls(model, x)
+        calls = record_calls(model, x)
         width = max(len(_describe(c.module)) for c in calls)
         for c in calls:
             file(f"  {_describe(c.module):<{width}}  output shape: {c.out_shape}")

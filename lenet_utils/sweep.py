@@ -173,10 +173,16 @@ def _check_value(key: str, value: Any, where: str) -> Any:
 
 
 def _canonical(config: dict[str, Any], seed: int) -> str:
-    """The run's identity: every hyperparameter of :data:`DEFAULTS`, the :data:`EXTRAS` that are
-    not at their default, and the seed (so runs made before an extra existed keep their id)."""
-    extras = {k: config[k] for k in EXTRAS if config.get(k, EXTRAS[k]) != EXTRAS[k]}
-    return json.dumps({**{k: config[k] for k in sorted(DEFAULTS)}, **extras, "seed": seed}, sort_keys=True)
+    """The run's identity: every hyperparameter of :data:`DEFAULTS`, the
+    :data:`EXTRAS` that are not at their default, and the seed (so runs made
+    before an extra existed keep their id)."""
+    extras = {
+        k: config[k] for k in EXTRAS if config.get(k, EXTRAS[k]) != EXTRAS[k]
+    }
+    return json.dumps(
+        {**{k: config[k] for k in sorted(DEFAULTS)}, **extras, "seed": seed},
+        sort_keys=True,
+    )
 
 
 def _setting(config: dict[str, Any], key: str) -> Any:
@@ -193,8 +199,11 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        """12 hex digits of the SHA-1 of the hyperparameters and seed (the resume key)."""
-        return hashlib.sha1(_canonical(self.config, self.seed).encode()).hexdigest()[:12]
+        """12 hex digits of the SHA-1 of the hyperparameters and seed (the
+        resume key)."""
+        return hashlib.sha1(
+            _canonical(self.config, self.seed).encode()
+        ).hexdigest()[:12]
 
 
 @dataclass
@@ -426,13 +435,18 @@ class ResultsFile:
         if missing:
             raise ValueError(f"row lacks columns {sorted(missing)}")
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow([_fmt(row[c]) for c in self.columns])
+        csv.writer(buf, lineterminator="\n").writerow(
+            [_fmt(row[c]) for c in self.columns]
+        )
         line = buf.getvalue().encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             written = os.write(fd, line)
-            if written != len(line):  # practically impossible on a local disk; never leave a partial row
-                raise OSError(f"short write to {self.path} ({written} of {len(line)} bytes)")
+            # practically impossible on a local disk; never leave a partial row
+            if written != len(line):
+                raise OSError(
+                    f"short write to {self.path} ({written} of {len(line)} bytes)"
+                )
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -712,7 +726,8 @@ def one_writer(out: Path) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise SweepBusyError(
-                f"another sweep (pid {holder}) is writing to {out}: let it finish, or stop it and run this again"
+                f"another sweep (pid {holder}) is writing to {out}: "
+                "let it finish, or stop it and run this again"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -786,7 +801,9 @@ def pending_runs(
     return todo
 
 
-def execute(spec_name: str, run: Run, *, num_threads: int = 1, device: str | None = None) -> dict[str, Any]:
+def execute(
+    spec_name: str, run: Run, *, num_threads: int = 1, device: str | None = None
+) -> dict[str, Any]:
     """Train one run with the single-seed engine and return its finished CSV row.
 
     This is the unit of work a distributed sweep sends to a worker (:mod:`lenet_utils.cluster`).
@@ -794,7 +811,12 @@ def execute(spec_name: str, run: Run, *, num_threads: int = 1, device: str | Non
     from .train import configure_threads
 
     threads = configure_threads(num_threads)
-    return result_row(spec_name, run, train_single(run.config, run.seed, num_threads=threads), threads)
+    return result_row(
+        spec_name,
+        run,
+        train_single(run.config, run.seed, num_threads=threads),
+        threads,
+    )
 
 
 def _run_sweep(
@@ -904,7 +926,9 @@ def summarize(
 # Cost: the engines timed on this machine
 
 
-def unit_costs(config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1) -> tuple[float, float]:
+def unit_costs(
+    config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1
+) -> tuple[float, float]:
     """CPU seconds per seed of one training step, and of evaluating one test image, of ``engine``
     (``"fit"`` or ``"batched"``) on this machine.
 
@@ -918,8 +942,15 @@ def unit_costs(config: dict[str, Any], engine: str, seeds: int = 1, num_threads:
     configure_threads(num_threads)
     k = max(4, min(40, 8000 // config["batch_size"]))
     cpu = []
-    for steps, tests in ((k, 64), (k, 64), (3 * k, 64), (k, 2064)):  # the first call warms up
-        probe = {**config, "epochs": 1, "lr": 0.1, "train_subset": config["batch_size"] * steps, "test_subset": tests}
+    # the first call warms up
+    for steps, tests in ((k, 64), (k, 64), (3 * k, 64), (k, 2064)):
+        probe = {
+            **config,
+            "epochs": 1,
+            "lr": 0.1,
+            "train_subset": config["batch_size"] * steps,
+            "test_subset": tests,
+        }
         c0 = time.process_time()
         if engine == "batched":
             train_batched(probe, list(range(seeds)), num_threads=num_threads)
@@ -927,7 +958,9 @@ def unit_costs(config: dict[str, Any], engine: str, seeds: int = 1, num_threads:
             train_single(probe, 0, num_threads=num_threads)
         cpu.append(time.process_time() - c0)
     per = seeds if engine == "batched" else 1
-    return max(cpu[2] - cpu[1], 1e-9) / (2 * k) / per, max(cpu[3] - cpu[1], 0.0) / 2000 / per
+    step = max(cpu[2] - cpu[1], 1e-9) / (2 * k) / per
+    image = max(cpu[3] - cpu[1], 0.0) / 2000 / per
+    return step, image
 
 
 def epoch_cost(config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1) -> float:

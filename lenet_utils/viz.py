@@ -770,7 +770,7 @@ def plot_lenet_activations(
 # --------------------------------------------------------------------------------------------
 # Ablation results (chapter 6: rows from lenet_utils.sweep.read_results)
 
-__all__ += ["ablation_points", "plot_ablation", "plot_epoch_curves"]
+__all__ += ["ablation_points", "plot_ablation", "plot_effects", "plot_epoch_curves"]
 
 
 def ablation_points(
@@ -939,6 +939,54 @@ def plot_epoch_curves(
     if title:
         ax.set_title(title, fontsize=10)
     if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_effects(
+    effects: Mapping[str, Mapping[str, float]],
+    *,
+    reference_label: str = "Li's report",
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    xlabel: str = "change in test accuracy against the defaults (points)",
+) -> plt.Figure:
+    """What each change does: one row per change, its effect as a dot with an interval.
+
+    ``effects`` maps a label (``"batch 16"``) to ``{"effect": d, "low": a, "high": b}`` and,
+    optionally, ``"reference": r`` (what a report found for the same change, a red cross;
+    NaN or absent for none). Values are accuracy differences (fractions) and are drawn in
+    percentage points; rows are drawn top to bottom in the mapping's order. A row whose
+    interval misses zero is drawn in colour, one that contains it in grey.
+    """
+    import math
+
+    labels = list(effects)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 1.2))
+    else:
+        fig = ax.figure
+    crossed = False
+    for i, label in enumerate(labels):
+        e = effects[label]
+        y = len(labels) - 1 - i
+        clear = e["low"] > 0 or e["high"] < 0
+        color = ("C2" if e["effect"] > 0 else "C1") if clear else "0.5"
+        ax.plot([100 * e["low"], 100 * e["high"]], [y, y], color=color, lw=2, solid_capstyle="butt")
+        ax.plot([100 * e["effect"]], [y], "o", color=color, ms=5, zorder=3)
+        ref = e.get("reference", math.nan)
+        if ref == ref:  # not NaN
+            ax.scatter([100 * ref], [y], marker="x", s=36, color="C3", zorder=4,
+                       label=None if crossed else reference_label)  # fmt: skip
+            crossed = True
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_yticks(range(len(labels)), labels[::-1], fontsize=8)
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if crossed:
         ax.legend(fontsize=7, loc="lower right")
     return fig
 

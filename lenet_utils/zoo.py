@@ -41,6 +41,7 @@ simonyan2015very (VGG), lin2014network (NiN), szegedy2015going (GoogLeNet), he20
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,6 +50,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .models import count_parameters, lenet_d2l
+from .summary import record_calls
 
 __all__ = [
     "MODELS",
@@ -562,35 +564,24 @@ def build(name: str, **kwargs: Any) -> nn.Module:
 def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 1, 28, 28)) -> int:
     """Multiply-accumulates of one forward pass, per example, counted from the modules.
 
-    A forward hook on every ``nn.Conv2d`` and ``nn.Linear`` adds, for each output value, the
-    products it sums: ``in_channels / groups x kh x kw`` for a convolution, ``in_features``
-    for a linear layer. Biases, pooling, normalisation, activations and the residual
+    The calls of every ``nn.Conv2d`` and ``nn.Linear``, recorded by
+    :func:`lenet_utils.summary.record_calls` (the hook runner of chapter 3's summary table),
+    give for each output value the products it sums: ``in_channels / groups x kh x kw``
+    for a convolution, ``in_features`` for a linear layer. Biases, pooling, normalisation, activations and the residual
     additions are not multiplications of a weight by an input and are left out (the
     convention of the papers' "multiply-adds": He et al. 2016, Table 1). The input is zeros
     of ``input_size`` on the model's device (``meta`` works: only shapes are needed).
     """
-    total = 0
-
-    def hook(m: nn.Module, inputs: tuple[Any, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(m, nn.Conv2d):
-            kh, kw = m.kernel_size
-            total += out.numel() * (m.in_channels // m.groups) * kh * kw
-        else:
-            total += out.numel() * m.in_features  # type: ignore[operator]
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     p = next(model.parameters(), None)
     x = torch.zeros(tuple(input_size), device=p.device if p is not None else "cpu")
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    total = 0
+    for call in record_calls(model, x, select=(nn.Conv2d, nn.Linear)):
+        m, outputs = call.module, math.prod(call.out_shape)
+        if isinstance(m, nn.Conv2d):
+            kh, kw = m.kernel_size
+            total += outputs * (m.in_channels // m.groups) * kh * kw
+        else:
+            total += outputs * m.in_features  # type: ignore[operator]
     return total // int(input_size[0])
 
 

@@ -137,16 +137,17 @@ def test_lenet_shapes_layer_by_layer() -> None:
 
 
 def test_paired_subsampling_gives_each_copy_its_own_coefficient() -> None:
-    from lenet_utils.layers import Subsampling
-
-    s = Subsampling(4, repeat=2)
+    s = models.PairedSubsampling(4)
+    assert models.count_parameters(s) == 8
     with torch.no_grad():
         s.weight.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
-    out = s(torch.ones(1, 2, 4, 4))
+    x = torch.ones(1, 2, 4, 4)
+    x[:, 1] = 2.0
+    out = s(x)
     assert out.shape == (1, 4, 2, 2)
-    assert out[0, :, 0, 0].tolist() == [4.0, 8.0, 12.0, 16.0]  # window sum 4 x coefficient
-    with pytest.raises(ValueError):
-        Subsampling(3, repeat=2)
+    assert out[0, :, 0, 0].tolist() == [4.0, 8.0, 24.0, 32.0]  # window sum (4 or 8) x coefficient
+    with pytest.raises(ValueError, match="expects"):
+        s(torch.ones(1, 4, 4, 4))
 
 
 @pytest.mark.parametrize("name", ["lenet1", "lenet4", "fc-300-100"])

@@ -292,6 +292,14 @@ def test_ablation_figures_group_runs_and_count_them() -> None:
     assert labels == ["n=0", "n=0", "n=1", "n=2"]  # 0.5 planned, 1.1 only in the reference
     fig = viz.plot_epoch_curves(rows)
     assert len(fig.axes[0].lines) == 3 + 1  # every run, and the mean
+    effects = {"gain": {"effect": 0.05, "low": 0.03, "high": 0.07, "reference": 0.04},
+               "noise": {"effect": 0.01, "low": -0.01, "high": 0.03}}  # fmt: skip
+    ax = viz.plot_effects(effects).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["noise", "gain"]  # first row on top
+    gain_dot = ax.lines[1]  # interval, dot for "gain", then the same for "noise"
+    assert gain_dot.get_xdata()[0] == pytest.approx(5.0) and gain_dot.get_color() == "C2"
+    assert ax.lines[3].get_color() == "0.5"  # an interval containing zero is grey
+    assert len(ax.collections) == 1  # one reference cross
 
 
 @pytest.mark.slow
