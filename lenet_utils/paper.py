@@ -11,6 +11,11 @@ MNIST as the paper does:
 * optionally (``--distortions``) random planar affine distortions of the training patterns —
   translation, scaling, squeezing, horizontal shearing (§III.C).
 
+``--model lenet1``, ``lenet4`` or ``fc-300`` (and the other
+:data:`lenet_utils.models.PAPER_NETS`) trains the other networks of the paper's benchmark
+(§III.C, Fig. 9) with the same recipe, each on its own input (:func:`paper_inputs`);
+:mod:`lenet_utils.fig9` runs them as rows of Fig. 9.
+
 Defaults are the paper's values. The committed runs (``data/paper/README.md``) depart from
 them in two settings, each shown necessary by a measurement in chapter 5:
 
@@ -66,8 +71,9 @@ from . import checkpoint
 from .data import TensorLoader
 from .engine import Callback, Task, argmax_labels, argmin_labels, resolve_device, run
 from .files import atomic_write
+from .layers import RBFOutput
 from .losses import DEFAULT_J, map_loss, mle_loss
-from .models import LeNet5Paper, count_parameters, lenet_modern
+from .models import PAPER_NETS, LeNet5Paper, count_parameters, lenet_modern
 from .optim import SDLM, gauss_newton_diagonal, paper_eps
 from .settings import check_same, versions
 from .threads import threads
@@ -86,6 +92,7 @@ __all__ = [
     "load_log",
     "make_task",
     "mnist_tensors",
+    "paper_inputs",
     "train",
 ]
 
@@ -99,7 +106,9 @@ class PaperConfig:
     Defaults are the paper's (cited) except where the module docstring says otherwise.
     """
 
-    model: str = "paper"  # "paper" (LeNet5Paper, RBF + MAP) or "modern" (lenet_modern, softmax)
+    # "paper" (LeNet5Paper, RBF + MAP), "modern" (lenet_modern, softmax), or a network of the
+    # paper's benchmark (lenet_utils.models.PAPER_NETS: "lenet1", "lenet4", "fc-300", ...)
+    model: str = "paper"
     init: str = "paper"  # Appendix C: ±2.4/F_i as printed; our runs use "sqrt" (±2.4/sqrt(F_i)), see above
     passes: int = 20  # §III.B: 20 passes over the training set
     batch_size: int = 10  # departure: the paper updates after every pattern
@@ -130,20 +139,54 @@ class PaperConfig:
 # Data
 
 
+def paper_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
+    """MNIST's uint8 ``(N, 28, 28)`` digits as a network of the benchmark takes them, on the
+    paper's scale (background -0.1, ink 1.175, §II.B): ``(N, 1, S, S)`` float.
+
+    ``kind``: ``"pad32"`` (padded to 32x32, LeNet-5 and LeNet-4), ``"28"`` (as stored),
+    ``"16in28"`` (LeNet-1: subsampled to 16x16 and centred in 28x28), ``"deslant20"``
+    (deslanted, :func:`lenet_utils.deslant.deslant`, then resized to 20x20). Subsampling and
+    resizing are bilinear with antialiasing (the paper does not say how it subsampled).
+    """
+    from .data import paper_scale
+
+    x = paper_scale(images).unsqueeze(1)  # (N, 1, 28, 28), background -0.1
+    if kind == "28":
+        return x.contiguous()
+    if kind == "pad32":
+        return F.pad(x, (2, 2, 2, 2), value=-0.1).contiguous()
+    if kind == "16in28":
+        small = F.interpolate(x + 0.1, size=(16, 16), mode="bilinear", antialias=True, align_corners=False) - 0.1
+        return F.pad(small, (6, 6, 6, 6), value=-0.1).contiguous()  # (N, 1, 28, 28)
+    if kind == "deslant20":
+        from .deslant import deslant
+
+        straight = deslant(x, background=-0.1)
+        return (F.interpolate(straight + 0.1, size=(20, 20), mode="bilinear", antialias=True, align_corners=False)
+                - 0.1).contiguous()  # fmt: skip
+    raise ValueError(f"input kind must be 'pad32', '28', '16in28' or 'deslant20', not {kind!r}")
+
+
 def mnist_tensors(model: str = "paper") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(X_train, y_train, X_test, y_test)`` as the model expects them, held in memory.
 
     ``"paper"``: padded to 32x32, background -0.1, ink 1.175 (§II.B). ``"modern"``: resized to
-    32x32 and standardised, as the reproduction project does.
+    32x32 and standardised, as the reproduction project does. A network of
+    :data:`lenet_utils.models.PAPER_NETS`: its input kind (:func:`paper_inputs`).
     """
-    from .data import load_data
+    from .data import load_data, load_split
+    from .models import PAPER_NETS
 
     if model == "paper":
         train_iter, test_iter = load_data("mnist", 1000, size=32, normalize="paper")
     elif model == "modern":
         train_iter, test_iter = load_data("mnist", 1000, size=32, resize=True, normalize="standard")
+    elif model in PAPER_NETS:
+        kind = PAPER_NETS[model][1]
+        (Xtr, ytr), (Xte, yte) = load_split("mnist", True), load_split("mnist", False)
+        return paper_inputs(Xtr, kind), ytr, paper_inputs(Xte, kind), yte
     else:
-        raise ValueError(f"model must be 'paper' or 'modern', not {model!r}")
+        raise ValueError(f"model must be 'paper', 'modern' or one of {sorted(PAPER_NETS)}, not {model!r}")
     return train_iter.X, train_iter.y, test_iter.X, test_iter.y
 
 
@@ -220,11 +263,14 @@ def _build(model: str, init: str = "paper") -> nn.Module:
         return LeNet5Paper(init=init)
     if model == "modern":
         return lenet_modern()
-    raise ValueError(f"model must be 'paper' or 'modern', not {model!r}")
+    if model in PAPER_NETS:
+        return PAPER_NETS[model][0](init=init)
+    raise ValueError(f"model must be 'paper', 'modern' or one of {sorted(PAPER_NETS)}, not {model!r}")
 
 
 def _is_rbf(model: nn.Module) -> bool:
-    return isinstance(model, LeNet5Paper)
+    """Penalty outputs (lower is better): LeNet-5's RBF layer, or the place code of PAPER_NETS."""
+    return any(isinstance(m, RBFOutput) for m in model.modules())
 
 
 @torch.no_grad()

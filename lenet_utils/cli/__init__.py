@@ -14,6 +14,7 @@ sweep          :mod:`.sweep`               :func:`lenet_utils.sweep.run_sweep`, 
 bench          :mod:`.bench`               :mod:`lenet_utils.bench`
 predict        :mod:`.predict`             :func:`lenet_utils.predict.predict_files`
 robustness     :mod:`.robustness`          :func:`lenet_utils.robustness.evaluate_grid`
+fig9           :mod:`.fig9`                :func:`lenet_utils.fig9.run_row`
 =============  ==========================  ==========================================
 """
 
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("lenet_utils.cli.bench", "benchmark our trainer against d2l.train_ch6"),
     "predict": ("lenet_utils.cli.predict", "classify image files of digits with a trained LeNet (default: 1998's)"),
     "robustness": ("lenet_utils.cli.robustness", "accuracy of trained LeNets on shifted, rotated, noisy... digits"),
+    "fig9": ("lenet_utils.cli.fig9", "rerun one classifier of the paper's benchmark (Fig. 9) into a results CSV"),
 }
 
 

@@ -17,6 +17,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..models import PAPER_NETS
     from ..paper import PaperConfig
 
     d = PaperConfig()
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --distortions: presentations of each image per pass (paper: 10)")  # fmt: skip
     p.add_argument("--out", default=None, help="output folder (default data/paper/plain or data/paper/distortions)")
     p.add_argument("--restart", action="store_true", help="delete a run of other settings in --out, start again")
-    p.add_argument("--model", choices=["paper", "modern"], default=d.model, help="'modern': ReLU/max-pool/softmax")
+    p.add_argument("--model", choices=["paper", "modern", *PAPER_NETS], default=d.model,
+                   help="'modern': ReLU/max-pool/softmax; lenet1, lenet4, fc-*: the paper's benchmark (Fig. 9)")
     p.add_argument("--init", choices=["sqrt", "paper"], default=d.init, help="±2.4/sqrt(F_i) or ±2.4/F_i (as printed)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="patterns per update (paper: 1)")
     p.add_argument("--optimizer", choices=["sdlm", "sgd", "adam"], default=None, help="default sdlm (adam: modern)")

@@ -1,0 +1,94 @@
+"""``python -m lenet_utils fig9 ROW ...``: one row of the paper's Fig. 9 (:mod:`lenet_utils.fig9`)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .validate import nonneg_int, positive_int
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_OUT = Path("data") / "results" / "fig9.csv"
+DEFAULT_RUNS = Path("data") / "fig9"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lenet_utils fig9",
+        description="Train and test one classifier of the paper's Fig. 9 on MNIST; append one CSV row "
+        "per (classifier, seed). --list shows the rows and the paper's errors.",
+    )
+    p.add_argument("row", nargs="?", help="the row to run (see --list)")
+    p.add_argument("--list", action="store_true", help="print the rows with the paper's test errors and exit")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (randomised rows only; default 0)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"results CSV (default {DEFAULT_OUT})")
+    p.add_argument("--train-subset", type=positive_int, default=None, help="first n training digits only")
+    p.add_argument("--test-subset", type=positive_int, default=None, help="first n test digits only")
+    p.add_argument("--passes", type=positive_int, default=20, help="networks: passes of the recipe (paper: 20)")
+    p.add_argument("--run-dir", default=str(DEFAULT_RUNS),
+                   help=f"networks: folder of resumable run folders (default {DEFAULT_RUNS})")  # fmt: skip
+    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1)")
+    return p
+
+
+def _list() -> str:
+    from ..fig9 import ROWS
+
+    width = max(len(r.name) for r in ROWS)
+    lines = [f"{'row':<{width}}  {'paper %':>7}  {'prep.':<16}  classifier / status"]
+    for r in ROWS:
+        status = "" if r.family else f"  [{r.note}]"
+        lines.append(f"{r.name:<{width}}  {r.paper_error:>7.2f}  {r.preprocessing:<16}  {r.classifier}{status}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..data import DataError
+    from ..fig9 import append_result, get_row, run_row
+    from ..fig9.rows import already_done, run_id
+    from ..settings import SettingsChangedError
+    from ..sweep import SweepBusyError
+
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if a.list:
+        print(_list())
+        return 0
+    if a.row is None:
+        parser.error("give a ROW (python -m lenet_utils fig9 --list shows them)")
+    try:
+        row = get_row(a.row)
+        if row.family is None:
+            raise ValueError(f"row {row.name!r} cannot be run: {row.note}")
+        if a.seed and not row.randomised:
+            raise ValueError(f"row {row.name!r} is deterministic: run it once, with --seed 0")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rid = run_id(row.name, a.seed, min(a.train_subset or 60_000, 60_000), min(a.test_subset or 10_000, 10_000),
+                 a.passes if row.family == "net" else "")  # fmt: skip
+    try:
+        if already_done(a.out, rid):
+            print(f"{rid} is already in {a.out}: nothing to do")
+            return 0
+    except ValueError as e:  # a file of other columns, or a corrupted line
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    words = list(argv if argv is not None else sys.argv[2:])
+    command = "python -m lenet_utils fig9 " + " ".join(shlex.quote(w) for w in words)
+    try:
+        result = run_row(row.name, seed=a.seed, train_subset=a.train_subset, test_subset=a.test_subset,
+                         passes=a.passes, run_dir=a.run_dir, threads=a.threads, command=command)  # fmt: skip
+        written = append_result(a.out, result)
+    except (DataError, SettingsChangedError, SweepBusyError, ValueError, FloatingPointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{row.name} seed {a.seed}: test error {result['error_pct']:.2f}% (paper {row.paper_error}%), "
+          f"{result['train_cpu_seconds']:.1f} s CPU training, {result['macs_per_image']:,} multiply-adds per digit, "
+          f"{result['parameters']:,} stored values"
+          + ("" if written else f"; {result['run_id']} was already in {a.out}, not written again"))  # fmt: skip
+    return 0

@@ -1,0 +1,63 @@
+"""What every classifier of the benchmark returns, and the digits it is fitted on.
+
+A *fitter* (one per family: :mod:`.linear`, :mod:`.knn`, :mod:`.tangent`, :mod:`.polynomial`,
+:mod:`.rbf`, :mod:`.svm`) takes training digits and labels and returns a :class:`Fitted`:
+``predict`` and the two costs the paper compares in Figs. 11 and 12, multiply-accumulate
+operations per recognised digit and stored values. The networks go through the 1998 recipe
+instead (:mod:`.nets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["Fitted", "flat_inputs", "to_numpy"]
+
+
+@dataclass
+class Fitted:
+    """A trained classifier.
+
+    Attributes:
+        predict: ``(N, D)`` float tensor of digits -> ``(N,)`` int64 labels.
+        macs: multiply-accumulate operations to recognise one digit (the paper's Fig. 11
+            counts the same thing; ours are computed from our implementation).
+        parameters: values the classifier stores (weights, prototypes, support vectors): the
+            "memory" of the paper's Fig. 12.
+        info: anything else worth recording (number of support vectors, chosen sizes...).
+    """
+
+    predict: Callable[[torch.Tensor], torch.Tensor]
+    macs: int
+    parameters: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def to_numpy(x: torch.Tensor) -> Any:
+    """A float32 / int64 NumPy view for scikit-learn."""
+    return x.detach().cpu().numpy()
+
+
+def flat_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
+    """MNIST's uint8 ``(N, 28, 28)`` digits as flat float vectors in [0, 1] (ink = 1).
+
+    ``kind``: ``"raw"`` (784 pixels as stored), ``"deslant"`` (deslanted by the ink's second
+    moments, :func:`lenet_utils.deslant.deslant`; 784 pixels), ``"16x16"`` (subsampled to
+    16x16, bilinear with antialiasing; 256 pixels: the tangent-distance row).
+    """
+    x = images.float().div(255.0)  # (N, 28, 28)
+    if kind == "raw":
+        return x.flatten(1).contiguous()
+    if kind == "deslant":
+        from ..deslant import deslant
+
+        return deslant(x).clamp(0, 1).flatten(1).contiguous()
+    if kind == "16x16":
+        small = F.interpolate(x.unsqueeze(1), size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+        return small.clamp(0, 1).flatten(1).contiguous()  # (N, 256)
+    raise ValueError(f"input kind must be 'raw', 'deslant' or '16x16', not {kind!r}")

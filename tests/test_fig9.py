@@ -1,0 +1,329 @@
+"""The paper's benchmark (Fig. 9): deslanting, LeNet-1/LeNet-4, the classical classifiers, the command.
+
+Fast: small subsets of MNIST (the data cache or $LENET_DATA_MIRROR), seconds per test.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from lenet_utils import deslant, models, paper, summary
+from lenet_utils.cli import main as cli_main
+from lenet_utils.data import load_split
+from lenet_utils.fig9 import ROWS, append_result, get_row, run_row
+from lenet_utils.fig9.base import flat_inputs
+from lenet_utils.fig9.knn import fit_knn, knn_vote, nearest
+from lenet_utils.fig9.rows import COLUMNS
+from lenet_utils.fig9.tangent import tangent_distance, tangent_vectors
+from lenet_utils.optim import gauss_newton_diagonal
+
+# ------------------------------------------------------------------------------------------
+# Deslanting
+
+
+def _upright_digit() -> torch.Tensor:
+    """A "T" with a thick stem: symmetric about its vertical axis, so mu11 = 0. (28, 28) in [0, 1]."""
+    img = torch.zeros(28, 28)
+    img[5:8, 8:20] = 1.0  # the bar
+    img[5:23, 12:16] = 1.0  # the stem
+    img[20:23, 10:18] = 0.5  # a foot
+    return img
+
+
+def _shear(img: torch.Tensor, k: float) -> torch.Tensor:
+    """Shear an (H, W) image: output(x, y) = input(x - k (y - cy), y), cy its ink's centre row."""
+    H, W = img.shape
+    cy = float((img.sum(1) * torch.arange(H)).sum() / img.sum())
+    ys = torch.arange(H, dtype=torch.float32).view(H, 1).expand(H, W)
+    xs = torch.arange(W, dtype=torch.float32).view(1, W).expand(H, W)
+    src_x = xs - k * (ys - cy)
+    grid = torch.stack([(2 * src_x + 1) / W - 1, (2 * ys + 1) / H - 1], -1).unsqueeze(0)
+    return F.grid_sample(img.view(1, 1, H, W), grid, mode="bilinear", align_corners=False)[0, 0]
+
+
+def test_slant_sign_and_value_of_a_sheared_digit() -> None:
+    up = _upright_digit()
+    assert abs(float(deslant.slant(up.unsqueeze(0))[0])) < 1e-9
+    s = deslant.slant(_shear(up, 0.3).unsqueeze(0))[0]
+    assert 0.25 < float(s) < 0.35, s  # leaning right going down: positive, close to the shear
+
+
+def test_deslant_unshears_a_sheared_digit() -> None:
+    up = _upright_digit()
+    for k in (-0.4, 0.3):
+        sheared = _shear(up, k)
+        back = deslant.deslant(sheared.unsqueeze(0))[0]
+        assert abs(float(deslant.slant(back.unsqueeze(0))[0])) < 0.02
+        # much closer to the upright digit than the sheared one was (bilinear blur remains)
+        assert (back - up).abs().sum() < 0.35 * (sheared - up).abs().sum()
+
+
+def test_deslant_leaves_an_upright_digit_and_a_blank_image_alone() -> None:
+    up = _upright_digit()
+    assert torch.allclose(deslant.deslant(up.unsqueeze(0))[0], up, atol=1e-6)
+    blank = torch.zeros(2, 1, 28, 28)
+    out = deslant.deslant(blank)
+    assert out.shape == blank.shape and torch.equal(out, blank)
+    mo = deslant.moments(blank)
+    assert torch.all(mo["m"] == 0) and torch.all(mo["mu11"] == 0)
+    # a background other than 0 (the paper's scale) is kept
+    paper_blank = torch.full((1, 1, 32, 32), -0.1)
+    assert torch.allclose(deslant.deslant(paper_blank, background=-0.1), paper_blank)
+
+
+def test_deslant_straightens_real_digits() -> None:
+    X, _ = load_split("mnist", False)
+    X = X[:200]
+    before = deslant.slant(X).abs()
+    after = deslant.slant(deslant.deslant(X)).abs()
+    assert before.mean() > 0.1  # MNIST digits do lean
+    assert after.mean() < 0.15 * before.mean(), (before.mean(), after.mean())
+    out = deslant.deslant(X)
+    assert out.shape == X.shape and out.dtype == torch.float32
+    ink_in, ink_out = X.double().sum((1, 2)), out.double().sum((1, 2))
+    assert torch.allclose(ink_in, ink_out, rtol=0.03)  # a shear keeps the ink (to the border's loss)
+
+
+def test_deslant_refuses_bad_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
+        deslant.deslant(torch.zeros(28, 28))
+
+
+# ------------------------------------------------------------------------------------------
+# LeNet-1, LeNet-4, the fully connected nets
+
+
+@pytest.mark.parametrize(
+    ("name", "side", "params", "connections", "paper_params", "paper_connections"),
+    [
+        ("lenet1", 28, 2_578, 98_542, 2_600, 100_000),
+        ("lenet4", 32, 50_698, 262_406, None, 260_000),  # the paper's 17,000 cannot hold: see lenet4's doc
+    ],
+)
+def test_other_lenets_match_the_paper(
+    name: str, side: int, params: int, connections: int, paper_params: int | None, paper_connections: int
+) -> None:
+    net = models.PAPER_NETS[name][0](init="sqrt")
+    s = summary.summarize(net, (1, 1, side, side))
+    assert models.count_parameters(net) == s.params == params
+    assert s.connections == connections
+    assert abs(connections - paper_connections) / paper_connections < 0.02  # the paper's "about"
+    if paper_params is not None:
+        assert abs(params - paper_params) / paper_params < 0.02
+    assert net(torch.zeros(3, 1, side, side)).shape == (3, 10)
+
+
+def test_lenet_shapes_layer_by_layer() -> None:
+    x = torch.zeros(2, 1, 28, 28)
+    shapes = []
+    for m in models.lenet1():
+        x = m(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert (4, 24, 24) in shapes and (4, 12, 12) in shapes and (12, 8, 8) in shapes and (12, 4, 4) in shapes
+    x = torch.zeros(2, 1, 32, 32)
+    shapes = []
+    for m in models.lenet4():
+        x = m(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert (4, 28, 28) in shapes and (8, 14, 14) in shapes and (16, 10, 10) in shapes and (120,) in shapes
+    assert all(len(t) == 3 for t in models.LENET4_TABLE) and len(models.LENET4_TABLE) == 16
+    assert sum(map(len, models.LENET1_TABLE)) == 20 and len(models.LENET1_TABLE) == 12
+
+
+def test_paired_subsampling_gives_each_copy_its_own_coefficient() -> None:
+    s = models.PairedSubsampling(4)
+    assert models.count_parameters(s) == 8
+    with torch.no_grad():
+        s.weight.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    x = torch.ones(1, 2, 4, 4)
+    x[:, 1] = 2.0
+    out = s(x)
+    assert out.shape == (1, 4, 2, 2)
+    assert out[0, :, 0, 0].tolist() == [4.0, 8.0, 24.0, 32.0]  # window sum (4 or 8) x coefficient
+    with pytest.raises(ValueError, match="expects"):
+        s(torch.ones(1, 4, 4, 4))
+
+
+@pytest.mark.parametrize("name", ["lenet1", "lenet4", "fc-300-100"])
+def test_curvature_estimate_covers_every_parameter(name: str) -> None:
+    net = models.PAPER_NETS[name][0](init="sqrt")
+    side = 32 if name == "lenet4" else 28
+    h = gauss_newton_diagonal(net, torch.randn(8, 1, side, side))
+    params = [p for p in net.parameters() if p.requires_grad]
+    assert len(h) == len(params) and all(h[p].shape == p.shape and (h[p] >= 0).all() for p in params)
+
+
+def test_paper_inputs_kinds() -> None:
+    X, _ = load_split("mnist", False)
+    X = X[:4]
+    assert paper.paper_inputs(X, "pad32").shape == (4, 1, 32, 32)
+    small = paper.paper_inputs(X, "16in28")
+    assert small.shape == (4, 1, 28, 28)
+    blank = torch.tensor(-0.1)
+    assert torch.allclose(small[:, :, :6], blank) and torch.allclose(small[:, :, :, -6:], blank)
+    assert small.max() > 0.5  # the digit is in the middle
+    d20 = paper.paper_inputs(X, "deslant20")
+    assert d20.shape == (4, 1, 20, 20) and d20.min() >= -0.1 - 1e-5
+    with pytest.raises(ValueError, match="input kind"):
+        paper.paper_inputs(X, "12x12")
+
+
+def test_lenet1_learns_with_the_1998_recipe(tmp_path: Path) -> None:
+    """Two SDLM passes over 2,000 digits through the recipe's path: well below chance."""
+    Xtr, ytr, Xte, yte = paper.mnist_tensors("lenet1")
+    data = (Xtr[:2000], ytr[:2000], Xte[:500], yte[:500])
+    cfg = paper.PaperConfig(model="lenet1", init="sqrt", mu=1.0, passes=2, threads=1)
+    _, rows = paper.train(cfg, tmp_path, data=data)
+    assert len(rows) == 2 and rows[-1]["test_error"] < 0.4, rows
+    again = paper.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert paper.evaluate(again, data[2], data[3])[0] == pytest.approx(rows[-1]["test_error"], abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# The classical classifiers
+
+
+def test_nearest_and_vote() -> None:
+    P = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
+    d, ix = nearest(torch.tensor([[0.1, 0.0], [4.0, 4.0]]), P, 2, block=1)
+    assert ix.tolist() == [[0, 1], [3, 2]] and torch.allclose(d[0], torch.tensor([0.01, 0.81]))
+    assert knn_vote(torch.tensor([[2, 1, 1], [3, 4, 5], [7, 7, 0]])).tolist() == [1, 3, 7]
+    with pytest.raises(ValueError):
+        nearest(torch.zeros(1, 2), P, 5)
+
+
+def test_knn_matches_brute_force() -> None:
+    X, y = load_split("mnist", True)
+    Xtr, ytr = flat_inputs(X[:1000], "raw"), y[:1000]
+    Xq = flat_inputs(X[1000:1100], "raw")
+    pred = fit_knn(Xtr, ytr, k=3).predict(Xq)
+    d = torch.cdist(Xq.double(), Xtr.double())
+    ix = d.topk(3, largest=False).indices
+    assert torch.equal(pred, knn_vote(ytr[ix]))
+
+
+def test_tangent_distance_ignores_a_small_translation() -> None:
+    X, _ = load_split("mnist", False)
+    x = flat_inputs(X[:1], "16x16")  # (1, 256)
+    img = x.view(1, 1, 16, 16)
+    shifted = torch.roll(F.pad(img, (1, 1, 1, 1)), shifts=1, dims=3)[:, :, 1:-1, 1:-1].reshape(1, 256)
+    other = flat_inputs(X[1:2], "16x16")
+    T = tangent_vectors(torch.cat([x, shifted, other]))
+    assert T.shape == (3, 256, 7)
+    td_shift = tangent_distance(x, T[:1], shifted, T[1:2])
+    td_other = tangent_distance(x, T[:1], other, T[2:3])
+    eu_shift = (x - shifted).square().sum()
+    assert td_shift < 0.5 * eu_shift  # the tangent plane absorbs most of a one-pixel shift
+    assert td_other > td_shift
+    assert float(tangent_distance(x, T[:1], x, T[:1])) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("row", "max_error"),
+    [("linear-deslant", 0.30), ("pairwise-deslant", 0.25), ("knn", 0.25), ("pca40-quadratic", 0.20),
+     ("rbf1000", 0.30), ("knn-tangent", 0.20), ("svm-poly4-deslant", 0.15)],
+)  # fmt: skip
+def test_classic_rows_learn_on_a_subset(row: str, max_error: float) -> None:
+    res = run_row(row, train_subset=2000, test_subset=300)
+    assert res["error_pct"] < 100 * max_error, res
+    assert res["train_size"] == 2000 and res["test_size"] == 300 and res["macs_per_image"] > 0
+    assert res["parameters"] > 0 and res["paper_error_pct"] == get_row(row).paper_error
+
+
+def test_rbf_row_depends_on_its_seed_and_repeats() -> None:
+    a = run_row("rbf1000", seed=0, train_subset=600, test_subset=300)
+    b = run_row("rbf1000", seed=0, train_subset=600, test_subset=300)
+    c = run_row("rbf1000", seed=1, train_subset=600, test_subset=300)
+    assert a["error_pct"] == b["error_pct"]
+    assert a["run_id"] != c["run_id"]
+
+
+def test_every_row_has_the_paper_value_and_a_way_or_a_reason() -> None:
+    names = [r.name for r in ROWS]
+    assert len(names) == len(set(names)) == 28
+    for r in ROWS:
+        assert 0 < r.paper_error < 13
+        assert r.family in ("classic", "net", None)
+        assert r.family is not None or r.note  # a row not run says why
+        if r.family == "net":
+            assert r.spec[0] == "paper" or r.spec[0] in models.PAPER_NETS
+    assert math.isclose(sum(r.paper_error for r in ROWS if r.name.startswith("lenet5")), 0.95 + 0.85 + 0.8)
+
+
+# ------------------------------------------------------------------------------------------
+# The command
+
+
+def test_command_lists_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["fig9", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "knn-tangent" in out and "12.00" in out and "boosted LeNet-4" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["fig9", "nope"], "unknown Fig. 9 row"), (["fig9", "knn", "--seed", "1"], "deterministic"),
+     (["fig9", "boosted-lenet4-dist"], "cannot be run")],
+)  # fmt: skip
+def test_command_bad_input_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_command_appends_one_row_per_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fig9.csv"
+    argv = ["fig9", "linear", "--train-subset", "500", "--test-subset", "200", "--out", str(out)]
+    assert cli_main(argv) == 0
+    assert cli_main(argv) == 0  # the same run again: not trained, not written twice
+    assert "already in" in capsys.readouterr().out
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and list(rows[0]) == COLUMNS
+    r = rows[0]
+    assert r["row"] == "linear" and r["paper_error_pct"] == "12.0" and float(r["error_pct"]) < 40
+    assert r["train_size"] == "500" and r["macs_per_image"] == "7850" and "fig9 linear" in r["command"]
+
+
+def test_net_row_through_the_command_is_resumable(tmp_path: Path) -> None:
+    out, runs = tmp_path / "fig9.csv", tmp_path / "runs"
+    argv = ["fig9", "lenet1", "--train-subset", "500", "--test-subset", "200", "--passes", "1",
+            "--out", str(out), "--run-dir", str(runs), "--seed", "3"]  # fmt: skip
+    assert cli_main(argv) == 0
+    (run_folder,) = runs.iterdir()
+    assert (run_folder / "checkpoint.pt").is_file() and "seed3" in run_folder.name
+    with open(out, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["passes"] == "1" and row["parameters"] == "2578" and row["macs_per_image"] == "98542"
+    result = run_row("lenet1", seed=3, train_subset=500, test_subset=200, passes=1, run_dir=runs)
+    assert '"passes_trained_here": 0' in result["info"]  # the checkpoint was reused, nothing retrained
+    assert result["error_pct"] == float(row["error_pct"])
+    assert not append_result(out, result)
+
+
+def test_pairwise_combinations_agree_mostly_and_refuse_others() -> None:
+    from lenet_utils.fig9.linear import fit_pairwise
+
+    X, y = load_split("mnist", True)
+    Xtr, ytr, Xq, yq = flat_inputs(X[:1000], "deslant"), y[:1000], flat_inputs(X[1000:1300], "deslant"), y[1000:1300]
+    vote = fit_pairwise(Xtr, ytr).predict(Xq)
+    total = fit_pairwise(Xtr, ytr, combine="sum").predict(Xq)
+    assert (vote == total).float().mean() > 0.8  # a wrong sign would make them disagree almost always
+    assert (vote != yq).float().mean() < 0.25 and (total != yq).float().mean() < 0.25
+    with pytest.raises(ValueError, match="combine"):
+        fit_pairwise(Xtr[:50], ytr[:50], combine="max")
+
+
+def test_command_refuses_a_results_file_of_other_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "other.csv"
+    out.write_text("run_id,sweep,seed\nx,y,0\n")
+    assert cli_main(["fig9", "linear", "--train-subset", "100", "--test-subset", "50", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "different columns" in err and "\n" not in err
+    assert out.read_text() == "run_id,sweep,seed\nx,y,0\n"  # untouched
