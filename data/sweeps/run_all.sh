@@ -11,7 +11,7 @@ set -e
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 export LENET_DATA_MIRROR=${LENET_DATA_MIRROR:-/work/shared/data}
-for name in lr activation pooling kernel pool_size optimizer batch scaling epochs best best_range; do
+for name in lr activation pooling kernel pool_size optimizer batch scaling epochs best best_range scaled_relu; do
   echo "== $(date -u +%FT%TZ) $name"
   $PY -m lenet_utils sweep "data/sweeps/$name.json" --out "data/results/$name.csv" \
     --threads 1 --reuse data/results/*.csv
