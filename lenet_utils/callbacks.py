@@ -107,11 +107,14 @@ class PatienceStopping:
         return error < self.best_error
 
     def step(self, epoch: int, val_acc: float) -> bool:
-        """Record epoch ``epoch`` (1-based) with validation accuracy ``val_acc``; ``True`` = stop."""
+        """Record epoch ``epoch`` (1-based) with validation accuracy
+        ``val_acc``; ``True`` = stop."""
         error = 1.0 - val_acc
         if error < self.best_error:
             if error < self.best_error * self.improvement_threshold:
-                self.patience = max(self.patience, epoch * self.patience_increase)
+                self.patience = max(
+                    self.patience, epoch * self.patience_increase
+                )
             self.best_error, self.best_epoch = error, epoch
         return self.patience <= epoch
 
@@ -180,9 +183,16 @@ class ResumeState(Callback):
 
 
 class TensorBoard(Callback):
-    """Scalars per epoch to ``logdir`` (needs the ``tensorboard`` package; skipped without it)."""
+    """Scalars per epoch to ``logdir`` (needs the ``tensorboard`` package;
+    skipped without it)."""
 
-    KEYS = ("train_loss", "train_acc", "val_acc", "test_acc", "examples_per_sec")
+    KEYS = (
+        "train_loss",
+        "train_acc",
+        "val_acc",
+        "test_acc",
+        "examples_per_sec",
+    )
 
     def __init__(self, logdir: str | Path) -> None:
         try:
@@ -192,7 +202,9 @@ class TensorBoard(Callback):
         else:
             self.writer = SummaryWriter(str(logdir))
 
-    def epoch_end(self, task: Task, epoch: int, metrics: dict[str, Any]) -> bool | None:
+    def epoch_end(
+        self, task: Task, epoch: int, metrics: dict[str, Any]
+    ) -> bool | None:
         if self.writer is not None:
             for k in self.KEYS:
                 if k in metrics:
