@@ -364,7 +364,9 @@ def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
     return float(x.sum(1) @ np.arange(x.shape[0]) / total), float(x.sum(0) @ np.arange(x.shape[1]) / total)
 
 
-def centre_by_mass(x: np.ndarray, size: int = FIELD, centre: float = CENTRE) -> tuple[np.ndarray, str]:
+def centre_by_mass(
+    x: np.ndarray, size: int = FIELD, centre: float = CENTRE
+) -> tuple[np.ndarray, str]:
     """Paste ``x`` into a ``size`` x ``size`` field of zeros at the integer offset that puts its centre
     of mass (grey levels as weights) in ``[centre - 0.5, centre + 0.5)`` on both axes -- as the MNIST
     page says its digits were placed. The offset is clamped so that the whole box stays inside."""
@@ -372,13 +374,15 @@ def centre_by_mass(x: np.ndarray, size: int = FIELD, centre: float = CENTRE) -> 
     out = np.zeros((size, size), dtype=np.float64)
     offsets, clamped = [], False
     for c, extent in zip(com, x.shape, strict=True):
-        off = math.ceil(centre - 0.5 - c)  # c + off in [centre - 0.5, centre + 0.5)
+        # c + off in [centre - 0.5, centre + 0.5)
+        off = math.ceil(centre - 0.5 - c)
         fit = min(max(off, 0), size - extent)
         clamped |= fit != off
         offsets.append(fit)
     r, c = offsets
     out[r : r + x.shape[0], c : c + x.shape[1]] = x
-    return out, f"centred by mass at ({r}, {c})" + (" (clamped to stay inside)" if clamped else "")
+    note = " (clamped to stay inside)" if clamped else ""
+    return out, f"centred by mass at ({r}, {c}){note}"
 
 
 # ------------------------------------------------------------------------------------------
@@ -418,7 +422,9 @@ def _model_input(digit: np.ndarray, transform: Any) -> torch.Tensor:
     return prep(torch.from_numpy(digit).unsqueeze(0), "mnist")  # (1, 1, S, S)
 
 
-def _recipe(a: np.ndarray, record: Callable[[str, np.ndarray, str], np.ndarray]) -> np.ndarray:
+def _recipe(
+    a: np.ndarray, record: Callable[[str, np.ndarray, str], np.ndarray]
+) -> np.ndarray:
     """Steps 2-8 of the module doc on a grey image; ``record(name, image, note)`` logs each."""
     a = record("polarity", *fix_polarity(a))
     a = record("background", *remove_background(a))

@@ -114,7 +114,9 @@ def shift(images: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
 def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     """Turn every digit ``degrees`` anticlockwise (as seen on the screen) about the field's centre."""
     a = math.radians(degrees)
-    return affine(images, [[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    return affine(
+        images, [[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]]
+    )
 
 
 def scale(images: torch.Tensor, factor: float) -> torch.Tensor:
@@ -377,6 +379,12 @@ def mnist_variant(image: Any, variant: str) -> np.ndarray:
         if variant == "stretched to 20x20":
             a = _resize(a, pp.BOX, pp.BOX)
         else:
-            a, _ = pp.fit_box(a, pp.FIELD if variant == "fitted to 28x28" else pp.BOX)
-        out = _paste_centred(a) if variant == "+ crop, fit 20x20" else pp.centre_by_mass(a)[0]
+            a, _ = pp.fit_box(
+                a, pp.FIELD if variant == "fitted to 28x28" else pp.BOX
+            )
+        out = (
+            _paste_centred(a)
+            if variant == "+ crop, fit 20x20"
+            else pp.centre_by_mass(a)[0]
+        )
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
