@@ -115,3 +115,22 @@ def test_fit_fast_is_an_opt_in_recorded_in_settings_and_numerics(tmp_path: Path)
         _fit(fast, False, epochs=2)
     with pytest.raises(SettingsChangedError, match="fast"):
         _fit(plain, True, epochs=2)
+
+
+def test_bench_runs_the_fast_trainer_on_request_and_prints_its_ratio() -> None:
+    from lenet_utils import bench
+    from lenet_utils.cli import bench as cli_bench
+
+    assert cli_bench.build_parser().parse_args(["--fast"]).fast
+    assert not cli_bench.build_parser().parse_args([]).fast
+    row = {"wall_rate": 1000.0, "d2l_rate": 1100.0, "test_acc": 0.8}
+    results = {
+        "d2l.train_ch6": {**row, "wall_rate": 250.0, "d2l_rate": 275.0, "test_acc": 0.75},
+        "lenet_utils.train.fit": row,
+        bench.FAST_ROW: {**row, "wall_rate": 1500.0, "d2l_rate": 1650.0},
+    }
+    lines: list[str] = []
+    bench._speedups(results, lines.append)
+    text = "\n".join(lines)
+    assert "fit, wall clock: 4.0x" in text and "fit --fast, wall clock: 6.0x" in text
+    assert "ours 0.800" in text and "ours, fast 0.800" in text and "d2l 0.750" in text
