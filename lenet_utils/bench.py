@@ -146,7 +146,7 @@ def profile_fit(batch_size: int = 256, lr: float = 0.9, batches: int = 60, rows:
         before = torch.get_num_threads()
         torch.set_num_threads(h.num_threads or before)  # evaluate as fit does, with its thread count
         t0 = time.perf_counter()
-        evaluate_accuracy(net, train_mod._eval_batches(test_iter, 2048))
+        evaluate_accuracy(net, train_mod._eval_batches(test_iter, 1024))
         t_eval = time.perf_counter() - t0
         torch.set_num_threads(before)
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40)

@@ -386,7 +386,7 @@ def fit(
     seed: int | None = None,
     state: str | Path | None = None,
     tensorboard: str | Path | None = None,
-    eval_batch_size: int | None = 2048,
+    eval_batch_size: int | None = 1024,
     num_threads: int | None = None,
     channels_last: bool | None = None,
     compile: bool = False,
@@ -411,6 +411,8 @@ def fit(
     adds settings to that check (the ``train`` command passes its own). ``plot``: a live plot
     (``history.figure``). ``num_threads``: default the faster of 1 and all cores, measured.
     ``channels_last``: default on the CPU. ``compile``: ``torch.compile`` the network.
+    ``eval_batch_size``: evaluation batches (default 1024, the fastest of 256..10000 measured on a
+    2-core CPU; a network's outputs do not depend on it).
     ``fast``: train through the fused CPU operators of :mod:`lenet_utils.fastnet` when they apply
     to ``net`` (d2l's LeNet family, float32, CPU), else the plain way (``history.fast`` says
     which); their numerics differ from the plain path's, so a fast run records ``fast: True`` in
