@@ -8,7 +8,9 @@ One process runs, one after the other:
 2. **d2l + TensorLoader** (optional, ``--decompose``) — the same ``train_ch6`` fed by our
    in-memory loaders: separates what the data pipeline costs from what the loop costs;
 3. **ours** — :func:`lenet_utils.train.fit` with its defaults (in-memory loaders, measured
-   thread count, ``channels_last``, metrics read once per epoch).
+   thread count, ``channels_last``, metrics read once per epoch);
+4. **ours, fast** (optional, ``--fast``) — ``fit(..., fast=True)``: the same, through the fused
+   CPU operators of :mod:`lenet_utils.fastnet` (other numerics: an opt-in).
 
 All start from the same weights (the RNG is re-seeded before each, and both trainers draw
 Xavier-uniform weights in the same order) and use d2l's LeNet (sigmoid, average pooling),
@@ -121,6 +123,7 @@ def run_ours(epochs: int, lr: float, batch_size: int, seed: int, **fit_kwargs: A
         "train_acc": h.train_acc[-1],
         "test_acc": h.test_acc[-1],
         "threads": h.num_threads,
+        "fast": bool(getattr(h, "fast", False)),
     }
 
 
@@ -143,7 +146,7 @@ def profile_fit(batch_size: int = 256, lr: float = 0.9, batches: int = 60, rows:
         before = torch.get_num_threads()
         torch.set_num_threads(h.num_threads or before)  # evaluate as fit does, with its thread count
         t0 = time.perf_counter()
-        evaluate_accuracy(net, train_mod._eval_batches(test_iter, 2048))
+        evaluate_accuracy(net, train_mod._eval_batches(test_iter, 1024))
         t_eval = time.perf_counter() - t0
         torch.set_num_threads(before)
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40)
@@ -152,6 +155,24 @@ def profile_fit(batch_size: int = 256, lr: float = 0.9, batches: int = 60, rows:
         f"+ one pass over the 10,000 test images ({t_eval:.2f} s), under the profiler\n"
     )
     return head + table
+
+
+FAST_ROW = "lenet_utils.train.fit --fast"
+
+
+def _speedups(results: dict[str, dict[str, Any]], say: Callable[[str], None]) -> None:
+    """Each of our rows against ``d2l.train_ch6``: wall-clock ratio and test accuracy."""
+    d = results["d2l.train_ch6"]
+    for name, label in (("lenet_utils.train.fit", "ours"), (FAST_ROW, "ours, fast")):
+        if name not in results:
+            continue
+        o = results[name]
+        say("")
+        say(f"speed-up of {name}, wall clock: {o['wall_rate'] / d['wall_rate']:.1f}x   "
+            f"(on d2l's own examples/sec: {o['d2l_rate'] / d['d2l_rate']:.1f}x)")  # fmt: skip
+        say(f"test accuracy: d2l {d['test_acc']:.3f}, {label} {o['test_acc']:.3f} "
+            f"(difference {o['test_acc'] - d['test_acc']:+.3f}; "
+            "single runs at these settings scatter over ~0.72-0.82)")  # fmt: skip
 
 
 def _conditions() -> str:
@@ -163,7 +184,7 @@ def _conditions() -> str:
 
 
 def report(epochs: int = 10, lr: float = 0.9, batch_size: int = 256, seed: int = 0, *, decompose: bool = False,
-           profile: bool = False, skip_d2l: bool = False, command: str = "",
+           profile: bool = False, skip_d2l: bool = False, fast: bool = False, command: str = "",
            say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Run the benchmark, printing the report line by line through ``say``; return the measurements."""
     say(f"$ {command.strip()}")
@@ -181,6 +202,10 @@ def report(epochs: int = 10, lr: float = 0.9, batch_size: int = 256, seed: int =
             say(f"  d2l.train_ch6 + TensorLoader done in {results['d2l.train_ch6 + TensorLoader']['wall_s']:.1f} s")
     results["lenet_utils.train.fit"] = run_ours(epochs, lr, batch_size, seed)
     say(f"  lenet_utils.train.fit done in {results['lenet_utils.train.fit']['wall_s']:.1f} s")
+    if fast:
+        results[FAST_ROW] = run_ours(epochs, lr, batch_size, seed, fast=True)
+        say(f"  {FAST_ROW} done in {results[FAST_ROW]['wall_s']:.1f} s"
+            + ("" if results[FAST_ROW]["fast"] else " (the fused operators did not apply: plain path)"))
     say(f"after:  {_conditions()}")
     say("")
     say(f"{'trainer':<30} {'wall s':>8} {'ex/s wall':>10} {'ex/s steps':>11} {'threads':>7} "
@@ -190,13 +215,7 @@ def report(epochs: int = 10, lr: float = 0.9, batch_size: int = 256, seed: int =
             f"{r['loss']:>6.3f} {r['train_acc']:>6.3f} {r['test_acc']:>6.3f}")  # fmt: skip
     say("(ex/s wall: examples / seconds of the whole call; ex/s steps: d2l's own figure, optimisation steps only)")
     if "d2l.train_ch6" in results:
-        d, o = results["d2l.train_ch6"], results["lenet_utils.train.fit"]
-        say("")
-        say(f"speed-up, wall clock: {o['wall_rate'] / d['wall_rate']:.1f}x   "
-            f"(on d2l's own examples/sec: {o['d2l_rate'] / d['d2l_rate']:.1f}x)")  # fmt: skip
-        say(f"test accuracy: d2l {d['test_acc']:.3f}, ours {o['test_acc']:.3f} "
-            f"(difference {o['test_acc'] - d['test_acc']:+.3f}; "
-            "single runs at these settings scatter over ~0.72-0.82)")  # fmt: skip
+        _speedups(results, say)
     if profile:
         say("")
         for line in profile_fit(batch_size, lr).splitlines():

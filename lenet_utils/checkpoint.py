@@ -72,7 +72,7 @@ def save(
         "fingerprint": fingerprint(config, ignore),
         "metrics": _cpu(dict(metrics or {})),
         "state": _cpu(dict(state or {})),
-        "versions": versions(),
+        "versions": versions(fast=bool(config.get("fast"))),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)

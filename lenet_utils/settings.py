@@ -57,18 +57,20 @@ def check_same(saved: Any, now: Any, *, where: str, ignore: Iterable[str] = (), 
         )
 
 
-def versions() -> dict[str, str]:
-    """Python, torch, numpy and lenet_utils versions, and the loop's :data:`~lenet_utils.engine.NUMERICS`."""
+def versions(*, fast: bool = False) -> dict[str, str]:
+    """Python, torch, numpy and lenet_utils versions, and the loop's :data:`~lenet_utils.engine.NUMERICS`
+    (:data:`~lenet_utils.fastnet.FAST_NUMERICS` for a run trained with ``fast=True``)."""
     import numpy
     import torch
 
     from . import __version__
     from .engine import NUMERICS
+    from .fastnet import FAST_NUMERICS
 
     return {
         "python": platform.python_version(),
         "torch": str(torch.__version__),
         "numpy": numpy.__version__,
         "lenet_utils": __version__,
-        "numerics": str(NUMERICS),
+        "numerics": str(FAST_NUMERICS if fast else NUMERICS),
     }

@@ -327,6 +327,15 @@ def _layout(
     return lambda X: X.contiguous(memory_format=torch.channels_last) if X.dim() == 4 else X  # (B, 1, H, W), NHWC
 
 
+def _fast_model(net: nn.Module, train_iter: Any) -> tuple[nn.Module, bool]:
+    """The fused-operator view of ``net`` for ``fit(fast=True)``, or ``net`` where it does not apply."""
+    from . import fastnet
+
+    if not hasattr(train_iter, "X"):
+        return net, False
+    return fastnet.train_module(net, train_iter.X[:8])
+
+
 def _callbacks(h: History, task: engine.Task, net: nn.Module, train_iter: Any, epochs: int, start: int,
                settings: dict[str, Any], opts: dict[str, Any], extra: list[str],
                saved: dict[str, Any]) -> list[engine.Callback]:  # fmt: skip
@@ -377,10 +386,11 @@ def fit(
     seed: int | None = None,
     state: str | Path | None = None,
     tensorboard: str | Path | None = None,
-    eval_batch_size: int | None = 2048,
+    eval_batch_size: int | None = 1024,
     num_threads: int | None = None,
     channels_last: bool | None = None,
     compile: bool = False,
+    fast: bool = False,
     on_epoch_end: Callable[[int, History], None] | None = None,
     title: str | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -401,6 +411,12 @@ def fit(
     adds settings to that check (the ``train`` command passes its own). ``plot``: a live plot
     (``history.figure``). ``num_threads``: default the faster of 1 and all cores, measured.
     ``channels_last``: default on the CPU. ``compile``: ``torch.compile`` the network.
+    ``eval_batch_size``: evaluation batches (default 1024, the fastest of 256..10000 measured on a
+    2-core CPU; a network's outputs do not depend on it).
+    ``fast``: train through the fused CPU operators of :mod:`lenet_utils.fastnet` when they apply
+    to ``net`` (d2l's LeNet family, float32, CPU), else the plain way (``history.fast`` says
+    which); their numerics differ from the plain path's, so a fast run records ``fast: True`` in
+    its settings and :data:`~lenet_utils.fastnet.FAST_NUMERICS` in its versions.
     ``augment``: applied to every training batch. ``extra_eval``: more evaluation sets,
     ``{name: loader}`` -> ``history.extra[name]``. ``net`` ends with the *last* epoch's weights.
     """
@@ -413,6 +429,8 @@ def fit(
     layout = _layout(net, device, channels_last)
     opt = make_optimizer(optimizer, net.parameters(), lr, **optimizer_kwargs)
     criterion = make_loss(loss)
+    model, fast = _fast_model(net, train_iter) if fast else (net, False)
+    config = {**(config or {}), "fast": True} if fast else config
     settings = _settings(net, train_iter, optimizer, lr, init, loss, seed, augment, optimizer_kwargs, config)
     h, start, saved = History(), 0, {}
     if state is not None and Path(state).is_file():
@@ -425,15 +443,16 @@ def fit(
         stopper = PatienceStopping(**saved["stopper"])
     transform = layout if augment is None else (lambda X: layout(augment(X)) if layout else augment(X))
     task = engine.Task(
-        torch.compile(net) if compile else net, opt, criterion, lambda epoch: train_iter,
+        torch.compile(model) if compile else model, opt, criterion, lambda epoch: train_iter,
         evals=_evals(test_iter, val_iter, extra_eval, eval_batch_size), predict=_predictor(net),
         transform=transform, device=device,
     )  # fmt: skip
     opts = {"checkpoint": checkpoint, "stopper": stopper, "progress": progress, "plot": plot, "title": title,
             "tensorboard": tensorboard, "state": state, "on_epoch_end": on_epoch_end}  # fmt: skip
     cbs = _callbacks(h, task, net, train_iter, epochs, start, settings, opts, list(extra_eval or {}), saved)
-    n_threads = _threads_for(net, train_iter, criterion, device, layout is not None, num_threads)
+    n_threads = _threads_for(model, train_iter, criterion, device, layout is not None, num_threads)
     with threads(n_threads) as used:
         engine.run(task, epochs, start=start, callbacks=cbs)
     h.num_threads = used
+    h.fast = fast  # type: ignore[attr-defined]
     return h

@@ -1,4 +1,4 @@
-"""``python -m lenet_utils bench [--epochs N] [--decompose] [--profile] [--out FILE]``: see
+"""``python -m lenet_utils bench [--epochs N] [--decompose] [--profile] [--fast] [--out FILE]``: see
 :mod:`lenet_utils.bench`."""
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--decompose", action="store_true", help="also run train_ch6 on our in-memory loaders")
     p.add_argument("--profile", action="store_true", help="print a torch.profiler table of our trainer")
+    p.add_argument("--fast", action="store_true",
+                   help="also run fit(fast=True), the fused CPU operators (opt-in, other numerics)")  # fmt: skip
     p.add_argument("--skip-d2l", action="store_true", help="only our trainer (quick check)")
     p.add_argument("--out", default=None, help="also write the report to this file (atomically)")
     return p
@@ -42,8 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, flush=True)
         lines.append(text)
 
+    command = "python -m lenet_utils bench " + " ".join(shlex.quote(w) for w in words)
     report(a.epochs, a.lr, a.batch_size, a.seed, decompose=a.decompose, profile=a.profile, skip_d2l=a.skip_d2l,
-           command="python -m lenet_utils bench " + " ".join(shlex.quote(w) for w in words), say=say)  # fmt: skip
+           fast=a.fast, command=command, say=say)  # fmt: skip
     if a.out:
         atomic_write(Path(a.out), "\n".join(lines) + "\n")
         print(f"written to {a.out}")

@@ -1,0 +1,136 @@
+"""lenet_utils.fastops / fastnet: the opt-in fast trainer computes the plain network's function,
+falls back where it does not apply, and is recorded (settings, numerics) so it never mixes with
+plain runs. Small batches of real Fashion-MNIST images: the file takes seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lenet_utils import checkpoint, data, engine, fastnet, set_seed, train
+from lenet_utils.fastops import HConv2d, PolyC1Block, SigmoidAvgPool
+from lenet_utils.models import lenet_d2l
+from lenet_utils.settings import SettingsChangedError
+
+CL = torch.channels_last
+
+
+def _images(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    X, y = data.load_split("fashion", True)
+    return X[:n].float().div(255).unsqueeze(1), y[:n]
+
+
+def _net(dtype: torch.dtype = torch.float32, **kw) -> nn.Sequential:
+    set_seed(0)
+    net = lenet_d2l(**kw)
+    train.init_xavier(net)
+    return net.to(dtype)
+
+
+def _loss_and_grads(model: nn.Module, params: list[nn.Parameter], X: torch.Tensor, y: torch.Tensor):
+    loss = nn.functional.cross_entropy(model(X), y)
+    return loss.detach(), torch.autograd.grad(loss, params)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 2e-5)], ids=["float64", "float32"]
+)
+@pytest.mark.parametrize(
+    "kw", [{}, {"activation": "relu"}, {"pool": "max"}, {"activation": "tanh", "c1_kernel": 3}],
+    ids=["d2l", "relu", "max", "tanh-k3"],
+)  # fmt: skip
+def test_one_step_loss_and_gradients_match_the_plain_network(dtype: torch.dtype, tol: float, kw: dict) -> None:
+    X, y = _images()
+    net = _net(dtype, **kw)
+    view = fastnet.fast_view(net)
+    assert view is not None and isinstance(view[0], PolyC1Block)
+    params = list(net.parameters())
+    assert [id(p) for p in view.parameters()] == [id(p) for p in params]  # shared, not copied
+    loss_ref, g_ref = _loss_and_grads(net, params, X.to(dtype), y)
+    loss, g = _loss_and_grads(view, params, X.to(dtype).contiguous(memory_format=CL), y)
+    assert torch.allclose(loss, loss_ref, rtol=tol, atol=0)
+    for a, b in zip(g, g_ref, strict=True):
+        assert a.shape == b.shape
+        assert (a - b).abs().max() <= tol * b.abs().max()
+
+
+def test_d2l_lenet_gets_every_fused_operator() -> None:
+    view, used = fastnet.train_module(_net(), _images()[0])
+    assert used
+    kinds = [type(m) for m in view]
+    assert kinds[:3] == [PolyC1Block, HConv2d, SigmoidAvgPool]
+    assert nn.Sigmoid in kinds  # the sigmoids between the linear layers stay as they are
+
+
+class _Wrapped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = lenet_d2l()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_falls_back_to_the_plain_network_where_it_does_not_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    X = _images()[0]
+    for net in (_Wrapped(), nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), _net(torch.float64)):
+        model, used = fastnet.train_module(net, X.to(next(net.parameters()).dtype))
+        assert model is net and not used
+    monkeypatch.setattr(fastnet, "agrees", lambda *a, **k: False)  # a view that computes something else
+    net = _net()
+    assert fastnet.train_module(net, X) == (net, False)
+
+
+def test_fast_view_changes_nothing_it_does_not_understand() -> None:
+    net = _net(activation="scaled_tanh")  # no fused block for this activation: only the convolutions
+    view = fastnet.fast_view(net)
+    assert view is not None
+    assert [type(m) for m in view if not isinstance(m, HConv2d)] == [type(m) for m in net if type(m) is not nn.Conv2d]
+
+
+def _fit(tmp: Path, fast: bool, epochs: int = 1) -> train.History:
+    X, y = _images(256)
+    loader = data.TensorLoader(X, y, 64)
+    return train.fit(_net(), loader, loader, epochs=epochs, progress=False, num_threads=1, init=None, fast=fast,
+                     state=tmp / "state.pt", checkpoint=tmp / "best.pt")  # fmt: skip
+
+
+def test_fit_fast_is_an_opt_in_recorded_in_settings_and_numerics(tmp_path: Path) -> None:
+    plain, fast = tmp_path / "plain", tmp_path / "fast"
+    plain.mkdir(), fast.mkdir()
+    h_plain, h_fast = _fit(plain, False), _fit(fast, True)
+    assert not h_plain.fast and h_fast.fast
+    for folder, numerics, flag in ((plain, engine.NUMERICS, None), (fast, fastnet.FAST_NUMERICS, True)):
+        for name, kind in (("state.pt", "fit-state"), ("best.pt", "fit")):
+            ck = checkpoint.load(folder / name, kind=kind)
+            assert ck["versions"]["numerics"] == str(numerics)
+            assert ck["config"].get("fast") is flag
+    assert fastnet.FAST_NUMERICS != engine.NUMERICS
+    # the same run, one epoch apart: the two learn the same thing to rounding
+    assert h_fast.train_loss[0] == pytest.approx(h_plain.train_loss[0], rel=1e-3)
+    with pytest.raises(SettingsChangedError, match="fast"):  # never resumed the other way
+        _fit(fast, False, epochs=2)
+    with pytest.raises(SettingsChangedError, match="fast"):
+        _fit(plain, True, epochs=2)
+
+
+def test_bench_runs_the_fast_trainer_on_request_and_prints_its_ratio() -> None:
+    from lenet_utils import bench
+    from lenet_utils.cli import bench as cli_bench
+
+    assert cli_bench.build_parser().parse_args(["--fast"]).fast
+    assert not cli_bench.build_parser().parse_args([]).fast
+    row = {"wall_rate": 1000.0, "d2l_rate": 1100.0, "test_acc": 0.8}
+    results = {
+        "d2l.train_ch6": {**row, "wall_rate": 250.0, "d2l_rate": 275.0, "test_acc": 0.75},
+        "lenet_utils.train.fit": row,
+        bench.FAST_ROW: {**row, "wall_rate": 1500.0, "d2l_rate": 1650.0},
+    }
+    lines: list[str] = []
+    bench._speedups(results, lines.append)
+    text = "\n".join(lines)
+    assert "fit, wall clock: 4.0x" in text and "fit --fast, wall clock: 6.0x" in text
+    assert "ours 0.800" in text and "ours, fast 0.800" in text and "d2l 0.750" in text
