@@ -3,10 +3,14 @@
 Headless Chromium (Debian's ``chromium``, driven by Playwright with ``executable_path``, so no
 browser download is needed) opens every page of the site served on 127.0.0.1; every request to
 any other host is aborted and counted. For every page: no console error, no failed request, no
-raw TeX left in the visible text, every image loaded, no widget view (it would need a kernel);
-no code block that scrolls sideways at 1280 px (a separate test); each JavaScript animation
-steps when its controls are clicked; the search page finds "LeNet"; prev/next links resolve. A screenshot of
-every page is saved under ``_build/screenshots/`` (kept by CI as an artefact).
+raw TeX left in the visible text, every image loaded, no widget view (it would need a kernel),
+no table cell reading "NaN". Separate tests: no code block (a cell or a source it shows) and no
+printed output that scrolls sideways at 1280 px, no display equation wider than the text, wide
+tables in a scroll container; each JavaScript animation steps when its controls are clicked;
+the search page finds "LeNet"; prev/next links resolve; the favicon loads and every chapter
+offers its notebook for download; the offline copy: every page opened from disk (``file://``)
+renders, math typeset, without a console error. A screenshot of every page is saved under
+``_build/screenshots/`` (kept by CI as an artefact).
 """
 
 from __future__ import annotations
@@ -139,14 +143,63 @@ _BROKEN_IMAGES = """() => Array.from(document.images)
   .filter(img => img.getAttribute('src') && !(img.complete && img.naturalWidth > 0))
   .map(img => img.getAttribute('src').slice(0, 80))"""
 
-_WIDE_CODE = """() => Array.from(document.querySelectorAll('main div.highlight pre'))
+# Code: the cells' sources and the library sources they show (a highlighted block straight in the
+# cell's output); printed output: stream and plain-text results (div.output inside the output).
+_WIDE = """(printed) => Array.from(document.querySelectorAll('main div.highlight pre'))
+  .filter(pre => Boolean(pre.closest('div.cell_output div.output')) === printed)
   .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
   .map(pre => pre.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b).slice(0, 90))"""
+
+# A table wider than the text column is fine inside a container that scrolls (overflow-x auto or
+# scroll), never when it widens the page itself.
+_UNSCROLLED_TABLES = """() => {
+  const bad = [];
+  if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1)
+    bad.push('the page itself scrolls sideways');
+  for (const table of document.querySelectorAll('main table')) {
+    let box = table.parentElement, scrolls = false;
+    while (box && box.tagName !== 'MAIN') {
+      const o = getComputedStyle(box).overflowX;
+      if ((o === 'auto' || o === 'scroll') && box.clientWidth < table.scrollWidth + 1) { scrolls = true; break; }
+      if (box.scrollWidth <= box.clientWidth + 1 && table.scrollWidth <= box.clientWidth + 1) { scrolls = true; break; }
+      box = box.parentElement;
+    }
+    if (!scrolls) bad.push(table.textContent.trim().slice(0, 60));
+  }
+  return bad;
+}"""
+
+# A display equation wider than the text column would be cut or scroll: none may be.
+_WIDE_EQUATIONS = """() => {
+  const right = document.querySelector('main').getBoundingClientRect().right;
+  return Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
+    .filter(m => m.scrollWidth > m.clientWidth + 1 || m.getBoundingClientRect().right > right + 1)
+    .map(m => m.textContent.slice(0, 60));
+}"""
+
+# Pages with tables that still show "NaN" cells (chapter 6: cells without a value, to be shown
+# blank or as a dash); the test fails for any other page with one, and for a listed page that
+# has none any more.
+NAN_CELLS_PENDING = {"chapters/06_ablations.html"}
+
+_NAN_CELLS = """() => Array.from(document.querySelectorAll('main td, main th'))
+  .filter(c => c.textContent.trim() === 'NaN').map(c => c.closest('tr').textContent.trim().slice(0, 60))"""
+
+# Pages whose printed output is still wider than the code column: chapter 6 and the appendix
+# (many lines), chapter 7 (one line, explain.attribute's defaults as a dict). The test fails for
+# any other page with such output, and for a page listed here that no longer has any (then take
+# it off the list).
+PRINTED_OUTPUT_TOO_WIDE = {
+    "chapters/06_ablations.html",
+    "chapters/07_what_the_network_learned.html",
+    "chapters/appendix_experiments.html",
+}
 
 
 def test_every_page_renders_offline(built_site, site: str, browser) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
+    nan_pages: set[str] = set()
     for path in _pages(built_site):
         visit = PageVisit(browser, site, path)
         try:
@@ -162,26 +215,139 @@ def test_every_page_renders_offline(built_site, site: str, browser) -> None:
                     "() => Array.from(document.querySelectorAll("
                     "'script[type=\"application/vnd.jupyter.widget-view+json\"]')).map(s => s.textContent.slice(0, 60))"
                 ),
+                "table cells reading NaN": page.evaluate(_NAN_CELLS),
             }
+            nan_pages |= {path} if found["table cells reading NaN"] else set()
+            if path in NAN_CELLS_PENDING:
+                del found["table cells reading NaN"]
             page.screenshot(path=str(SCREENSHOTS / (path.replace("/", "__") + ".png")), full_page=True)
         finally:
             visit.close()
         problems += [f"{path}: {kind}: {items[:5]}" for kind, items in found.items() if items]
     assert not problems, "\n".join(problems)
+    assert nan_pages >= NAN_CELLS_PENDING, (
+        f"no NaN cell on {NAN_CELLS_PENDING - nan_pages} any more: take it off NAN_CELLS_PENDING"
+    )
 
 
-@pytest.mark.xfail(strict=True, reason="chapter code and shown sources are not yet wrapped to 80 columns")
 def test_no_code_block_scrolls_sideways(built_site, site: str, browser) -> None:
-    """At 1280 px the code column holds about 78 characters: no code cell may need a scroll bar."""
+    """At 1280 px the code column holds about 83 characters of 13 px code (_static/code-width.css):
+    no code cell and no source a cell shows (both kept to 80 columns) may need a scroll bar."""
     wide: list[str] = []
     for path in _pages(built_site):
         visit = PageVisit(browser, site, path)
         try:
             visit.open()
-            wide += [f"{path}: {line}" for line in visit.page.evaluate(_WIDE_CODE)]
+            wide += [f"{path}: {line}" for line in visit.page.evaluate(_WIDE, False)]
         finally:
             visit.close()
     assert not wide, f"{len(wide)} code blocks scroll sideways:\n" + "\n".join(wide[:20])
+
+
+def test_printed_output_and_equations_fit_wide_tables_scroll(built_site, site: str, browser) -> None:
+    """Printed lines fit the code column, display equations the text column; a wide table
+    scrolls in its own container."""
+    wide: list[str] = []
+    still_wide: set[str] = set()
+    for path in _pages(built_site):
+        visit = PageVisit(browser, site, path)
+        try:
+            visit.open()
+            printed = visit.page.evaluate(_WIDE, True)
+            tables = visit.page.evaluate(_UNSCROLLED_TABLES)
+            equations = visit.page.evaluate(_WIDE_EQUATIONS)
+        finally:
+            visit.close()
+        wide += [f"{path}: table not in a scroll container: {t}" for t in tables]
+        wide += [f"{path}: display equation wider than the text: {e}" for e in equations]
+        if path in PRINTED_OUTPUT_TOO_WIDE:
+            still_wide |= {path} if printed else set()
+        else:
+            wide += [f"{path}: printed line too wide: {line}" for line in printed]
+    assert not wide, f"{len(wide)} outputs scroll sideways or widen the page:\n" + "\n".join(wide[:20])
+    assert still_wide == PRINTED_OUTPUT_TOO_WIDE, (
+        f"no printed output too wide on {PRINTED_OUTPUT_TOO_WIDE - still_wide} any more: "
+        "take it off PRINTED_OUTPUT_TOO_WIDE"
+    )
+
+
+def test_favicon_and_notebook_downloads(built_site, site: str, browser) -> None:
+    """Every page names the favicon (a PNG that loads); every chapter page offers its notebook
+    for download (jupyter-book's download button), and the link resolves to the notebook."""
+    problems: list[str] = []
+    chapters = 0
+    for path in _pages(built_site):
+        visit = PageVisit(browser, site, path)
+        try:
+            visit.open()
+            page = visit.page
+            icons = page.eval_on_selector_all("link[rel~='icon']", "ls => ls.map(l => l.href)")
+            if not icons:
+                problems.append(f"{path}: no favicon link")
+            for href in icons:
+                response = page.request.get(href)
+                if not (response.ok and response.body()[:8] == b"\x89PNG\r\n\x1a\n"):
+                    problems.append(f"{path}: favicon {href} does not load as a PNG")
+            if path.startswith("chapters/") and path != "chapters/sources.html":
+                chapters += 1
+                links = page.eval_on_selector_all("a.btn-download-source-button", "as => as.map(a => a.href)")
+                notebook = path.removesuffix(".html") + ".ipynb"
+                wanted = [h for h in links if h.endswith("/_sources/" + notebook)]
+                if not wanted:
+                    problems.append(f"{path}: no download link to its notebook ({links})")
+                for href in wanted:
+                    response = page.request.get(href)
+                    if not (response.ok and b'"nbformat"' in response.body()):
+                        problems.append(f"{path}: {href} does not resolve to the notebook")
+        finally:
+            visit.close()
+    assert chapters >= 7, f"only {chapters} chapter pages found"
+    assert not problems, "\n".join(problems)
+
+
+# The offline copy of the book (README, "Reading the book offline"): pages opened from disk.
+MATH_PAGES = ["chapters/03_lenet5_layer_by_layer.html", "chapters/05_lenet5_as_published.html"]
+# The one thing that does not work from disk in Chromium: the search page's excerpts are fetched
+# from the pages, and Chromium refuses fetch() on file:// URLs (the results are listed anyway).
+_FILE_FETCH_REFUSED = ("from origin 'null' has been blocked by CORS policy", "net::ERR_FAILED", "Failed to fetch")
+
+
+def test_pages_work_opened_from_disk(built_site, browser) -> None:
+    """Every page as a ``file://`` page, every request off the disk blocked: no console error, no
+    failed request, images loaded, no raw TeX; math typeset (MathJax from the site) on the pages
+    with math; the search page lists its results."""
+    _, html = built_site
+    base = html.resolve().as_uri() + "/"
+    problems: list[str] = []
+    for path in _pages(built_site):
+        visit = PageVisit(browser, base, path)
+        try:
+            visit.open()
+            page = visit.page
+            typeset = page.evaluate("() => document.querySelectorAll('main mjx-container').length")
+            found = {
+                "console errors": visit.errors,
+                "failed requests": visit.failed,
+                "requests outside the site": visit.blocked,
+                "raw TeX": page.evaluate(_RAW_TEX),
+                "images not loaded": page.evaluate(_BROKEN_IMAGES),
+                "no typeset math": ["no mjx-container"] if path in MATH_PAGES and not typeset else [],
+            }
+        finally:
+            visit.close()
+        problems += [f"{path}: {kind}: {items[:5]}" for kind, items in found.items() if items]
+    visit = PageVisit(browser, base, "search.html?q=LeNet")
+    try:
+        visit.open()
+        visit.page.wait_for_selector("#search-results li", timeout=30_000)
+        if not visit.page.query_selector_all("#search-results li"):
+            problems.append("search.html from disk: no result for 'LeNet'")
+        problems += [
+            f"search.html from disk: {e}" for e in visit.errors if not any(r in e for r in _FILE_FETCH_REFUSED)
+        ]
+    finally:
+        visit.close()
+    assert not problems, "\n".join(problems)
 
 
 def test_animations_step_when_clicked(built_site, site: str, browser) -> None:
