@@ -16,9 +16,9 @@ for name in lr activation pooling kernel pool_size optimizer batch scaling epoch
   $PY -m lenet_utils sweep "data/sweeps/$name.json" --out "data/results/$name.csv" \
     --threads 1 --reuse data/results/*.csv
 done
-# d2l's own loader at the d2l defaults, seed 1 (seed 0 is data/results/bench.txt): each report
+# d2l's own loader at the d2l defaults, seeds 1-2 (seed 0 is data/results/bench.txt): each report
 # trains d2l.train_ch6 on d2l's loader and lenet_utils' fit on ours from the same initial weights.
-for seed in 1; do
+for seed in 1 2; do
   out="data/results/d2l_loader_seed$seed.txt"
   test -f "$out" && continue
   echo "== $(date -u +%FT%TZ) d2l loader, seed $seed"
