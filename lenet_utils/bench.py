@@ -172,7 +172,7 @@ def _speedups(results: dict[str, dict[str, Any]], say: Callable[[str], None]) ->
             f"(on d2l's own examples/sec: {o['d2l_rate'] / d['d2l_rate']:.1f}x)")  # fmt: skip
         say(f"test accuracy: d2l {d['test_acc']:.3f}, {label} {o['test_acc']:.3f} "
             f"(difference {o['test_acc'] - d['test_acc']:+.3f}; "
-            "single runs at these settings scatter over ~0.72-0.82)")  # fmt: skip
+            "one run each: compare seeds before reading a difference)")  # fmt: skip
 
 
 def _conditions() -> str:
