@@ -177,18 +177,18 @@ _WIDE_EQUATIONS = """() => {
     .map(m => m.textContent.slice(0, 60));
 }"""
 
-# Pages with tables that still show "NaN" cells (chapter 6: cells without a value, to be shown
+# Pages with tables that still show "NaN" cells (none now: a cell without a value is shown
 # blank or as a dash); the test fails for any other page with one, and for a listed page that
 # has none any more.
-NAN_CELLS_PENDING = {"chapters/06_ablations.html"}
+NAN_CELLS_PENDING: set[str] = set()
 
 _NAN_CELLS = """() => Array.from(document.querySelectorAll('main td, main th'))
   .filter(c => c.textContent.trim() === 'NaN').map(c => c.closest('tr').textContent.trim().slice(0, 60))"""
 
-# Pages whose printed output is still wider than the code column (chapter 6 and the appendix).
+# Pages whose printed output is still wider than the code column (the appendix).
 # The test fails for any other page with such output, and for a page listed here that no longer
 # has any (then take it off the list).
-PRINTED_OUTPUT_TOO_WIDE = {"chapters/06_ablations.html", "chapters/appendix_experiments.html"}
+PRINTED_OUTPUT_TOO_WIDE = {"chapters/appendix_experiments.html"}
 
 
 def test_every_page_renders_offline(built_site, site: str, browser) -> None:
