@@ -300,17 +300,3 @@ def test_ablation_figures_group_runs_and_count_them() -> None:
     assert gain_dot.get_xdata()[0] == pytest.approx(5.0) and gain_dot.get_color() == "C2"
     assert ax.lines[3].get_color() == "0.5"  # an interval containing zero is grey
     assert len(ax.collections) == 1  # one reference cross
-
-
-@pytest.mark.slow
-def test_dry_run_estimate_is_within_20_percent_of_measured_runs() -> None:
-    """The calibrated ``--dry-run`` estimate against real runs, for each engine (CPU seconds)."""
-    cases = [({"epochs": 1}, 1, "fit"), ({"epochs": 1, "batch_size": 8, "train_subset": 16000}, 3, "batched")]
-    for base, seeds, engine in cases:
-        spec = load_spec({"name": "cal", "base": base, "seeds": seeds})
-        estimated, _ = sweep.estimate(spec, set(), "auto", 1)
-        if engine == "fit":
-            measured = sweep.train_single(spec.configs[0], 0, num_threads=1).cpu_seconds
-        else:
-            measured = sum(r.cpu_seconds for r in sweep.train_batched(spec.configs[0], spec.seeds, num_threads=1))
-        assert 0.8 <= estimated / measured <= 1.2, (engine, estimated, measured)
