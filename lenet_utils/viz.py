@@ -1,7 +1,8 @@
 """Figures shared by the chapters. Each function draws on matplotlib and returns the figure.
 
 Chapters call these so that the live (ipywidgets) and static (HTML) faces of an explorer
-draw the same picture.
+draw the same picture. Importing this module makes IPython show figures through
+:func:`lenet_utils.style.png`, which records each figure's smallest text for the site's test.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import torch
 from matplotlib import ticker as mticker
+
+from . import style
 
 if TYPE_CHECKING:  # chapter 3's figures draw from a layer table
     from .summary import LayerInfo, ModelSummary
@@ -28,6 +31,9 @@ __all__ = [
     "show_images",
     "show_maps",
 ]
+
+
+style.use()
 
 
 def show_images(
@@ -61,14 +67,15 @@ def show_images(
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.25 if labels else 1.0)), squeeze=False
     )
+    points = style.readable_points(ncols * scale)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i < n:
             ax.imshow(images[i].detach().cpu().float().numpy(), cmap=cmap)
             if labels is not None:
-                ax.set_title(str(labels[i]), fontsize=8)
+                ax.set_title(str(labels[i]), fontsize=points)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=max(12.0, points + 2))
     fig.tight_layout()
     return fig
 
@@ -444,6 +451,7 @@ def show_maps(
     ncols = n if ncols is None else ncols
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.15), squeeze=False)
+    points = max(9.0, style.readable_points(ncols * scale))
     for idx, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if idx >= n:
@@ -456,7 +464,7 @@ def show_maps(
         else:
             ax.imshow(m.numpy(), cmap="gray_r")
         if titles is not None:
-            ax.set_title(titles[idx], fontsize=9)
+            ax.set_title(titles[idx], fontsize=points)
     fig.tight_layout()
     return fig
 
@@ -529,7 +537,12 @@ def _draw_stage(
 
 
 def _draw_connection(
-    ax: plt.Axes, prev: dict[str, float], geo: dict[str, float], layer: LayerInfo, x: float, scale: float,
+    ax: plt.Axes,
+    prev: dict[str, float],
+    geo: dict[str, float],
+    layer: LayerInfo,
+    x: float,
+    scale: float,
     label_y: float,
 ) -> None:
     """The operation between two stages: the window a unit sees, or the dense fan of lines; its label."""
@@ -713,11 +726,12 @@ def plot_lenet_activations(
     ``limit=None`` scales each layer to its own largest magnitude instead (the title of each
     row then says by how much).
     """
-    fig = plt.figure(figsize=(12, 5.8))
-    gs = fig.add_gridspec(5, 17, height_ratios=[1, 1, 1, 1, 1.6], hspace=0.45, wspace=0.15)
+    fig = plt.figure(figsize=(12, 6.2))
+    pt = style.readable_points(13)  # the row labels stick out on the left: about 13 in shown
+    gs = fig.add_gridspec(5, 17, height_ratios=[1, 1, 1, 1, 1.6], hspace=0.6, wspace=0.15)
     ax = fig.add_subplot(gs[0:2, 0:2])
     ax.imshow(image.detach().float().reshape(image.shape[-2:]).numpy(), cmap="gray_r")
-    ax.set_title("input", fontsize=8)
+    ax.set_title("input", fontsize=pt)
     ax.set_axis_off()
 
     def lim(name: str) -> float:
@@ -731,39 +745,39 @@ def plot_lenet_activations(
     for row, name in enumerate(("C1", "S2", "C3", "S4")):
         maps = features[name][0].detach().float()  # (C, H, W)
         for c in range(maps.shape[0]):
-            ax = fig.add_subplot(gs[row, 1 + c] if maps.shape[0] == 16 else gs[row, 3 + c])
+            ax = fig.add_subplot(gs[row, 1 + c] if maps.shape[0] == 16 else gs[row, 4 + c])
             signed(ax, maps[c], name)
             if c == 0:
                 scale_note = f"\n±{lim(name):.2g}" if limit is None else ""
-                ax.set_ylabel(f"{name}\n{maps.shape[0]}@{maps.shape[1]}x{maps.shape[2]}{scale_note}", fontsize=8,
+                ax.set_ylabel(f"{name}\n{maps.shape[0]}@{maps.shape[1]}x{maps.shape[2]}{scale_note}", fontsize=pt,
                               rotation=0, ha="right", va="center")  # fmt: skip
     c5 = features["C5"][0].detach().float().reshape(10, 12)
     ax = fig.add_subplot(gs[4, 0:3])
     signed(ax, c5, "C5")
-    ax.set_title("C5: 120 units (as 10x12)" + (f", ±{lim('C5'):.2g}" if limit is None else ""), fontsize=8)
+    ax.set_title("C5: 120 units (as 10x12)" + (f", ±{lim('C5'):.2g}" if limit is None else ""), fontsize=pt)
     f6 = features["F6"][0].detach().float().reshape(12, 7)
     ax = fig.add_subplot(gs[4, 4:6])
     signed(ax, f6, "F6")
-    ax.set_title("F6: 84 units\n(as 12x7)" + (f", ±{lim('F6'):.2g}" if limit is None else ""), fontsize=8)
+    ax.set_title("F6: 84 units\n(as 12x7)" + (f", ±{lim('F6'):.2g}" if limit is None else ""), fontsize=pt)
     col = 7
     if prototypes is not None:
         out = features["output"][0].detach()
         best = int(out.argmin())
-        ax = fig.add_subplot(gs[4, 7:9])
+        ax = fig.add_subplot(gs[4, 8:10])
         ax.imshow(prototypes[best].float().reshape(12, 7).numpy(), cmap="gray_r")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"prototype of {best}\n(nearest)", fontsize=8)
-        col = 10
+        ax.set_title(f"prototype of {best}\n(nearest)", fontsize=pt)
+        col = 11
     out = features["output"][0].detach().float()
     ax = fig.add_subplot(gs[4, col:17])
     colors = ["C3" if i == int(out.argmin()) else "C0" for i in range(len(out))]
     ax.bar(range(len(out)), out.numpy(), color=colors)
     ax.set_xticks(range(len(out)))
-    ax.tick_params(labelsize=7)
-    ax.set_title("output: RBF penalty y_i per class (smallest wins)", fontsize=8)
+    ax.tick_params(labelsize=pt)
+    ax.set_title("output: RBF penalty y_i per class (smallest wins)", fontsize=pt)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=pt + 2)
     return fig
 
 
@@ -879,9 +893,7 @@ def plot_ablation(
         ax.set_xlim(-0.6, len(keys) - 0.4)
     elif keys:
         crowded = len(keys) > 10
-        ax.set_xticks(
-            [pos[k] for k in keys], [f"{k:g}" for k in keys], fontsize=7, rotation=90 if crowded else 0
-        )  # type: ignore[str-format]
+        ax.set_xticks([pos[k] for k in keys], [f"{k:g}" for k in keys], fontsize=7, rotation=90 if crowded else 0)  # type: ignore[str-format]
     counts = {k: len(points.get(k, [])) for k in keys}
     level = getattr(ax, "_ablation_series", 0)  # a second series on the same axes: its counts above
     ax._ablation_series = level + 1  # type: ignore[attr-defined]

@@ -12,12 +12,13 @@ animation redraws one figure frame by frame.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import torch
 
-from . import handconv, viz
+from . import handconv, style, viz
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.display import HTML
@@ -56,14 +57,16 @@ def animate(
     draw: Callable[[plt.Figure | None, int], plt.Figure],
     frames: int,
     *,
-    dpi: int = 60,
+    dpi: int = 100,
     interval: int = 900,
 ) -> HTML:
     """Turn a drawing function into a JavaScript animation (the static face of an explorer).
 
     ``draw(fig, t)`` draws frame ``t`` into ``fig`` (a new figure when ``fig`` is None) and
     returns it. The figure is closed before the HTML is made, so the notebook shows only
-    the animation. Keep ``frames`` and ``dpi`` small: every frame is stored as a PNG.
+    the animation. Keep ``frames`` and ``dpi`` small: every frame is stored as a PNG. The
+    animation is wrapped in a ``div.lenet-animation`` whose ``data-smallest-text`` holds the
+    smallest text of any frame, in pixels of the frames (see :mod:`lenet_utils.style`).
     """
     from IPython.display import HTML
     from matplotlib.animation import FuncAnimation
@@ -71,10 +74,19 @@ def animate(
     if frames < 1:
         raise ValueError(f"an animation needs at least one frame, got {frames}")
     fig = draw(None, 0)
-    fig.set_dpi(dpi)
-    anim = FuncAnimation(fig, lambda t: draw(fig, t), frames=frames, interval=interval, repeat=True)
+    smallest: list[tuple[float, str]] = []
+
+    def frame(t: int) -> None:
+        draw(fig, t)
+        smallest.append(style.smallest_text(fig))
+
+    anim = FuncAnimation(fig, frame, frames=frames, interval=interval, repeat=True)
     plt.close(fig)
-    return HTML(self_contained(anim.to_jshtml(default_mode="loop")))
+    fig.set_dpi(dpi)  # after closing, which resets a figure's dpi
+    html = self_contained(anim.to_jshtml(default_mode="loop"))
+    pixels, text = min(smallest, default=(float("inf"), ""))
+    note = escape(f"{pixels:.2f} {' '.join(text.split())[:60]}", quote=True)
+    return HTML(f'<div class="lenet-animation" data-smallest-text="{note}">\n{html}\n</div>')
 
 
 #: Button glyphs of matplotlib's JavaScript animation, as text: its HTML links Font Awesome 4
@@ -119,7 +131,7 @@ def self_contained(html: str) -> str:
 
 
 def conv_animation(
-    X: torch.Tensor, K: torch.Tensor, *, padding: int = 0, stride: int = 1, dpi: int = 60, interval: int = 900
+    X: torch.Tensor, K: torch.Tensor, *, padding: int = 0, stride: int = 1, dpi: int = 100, interval: int = 900
 ) -> HTML:
     """Static face of the sliding-kernel explorer: one frame per window, then the result."""
     n = len(handconv.conv_windows(tuple(X.shape), tuple(K.shape), padding, stride))  # type: ignore[arg-type]
@@ -169,7 +181,7 @@ def conv_explorer(X: torch.Tensor, K: torch.Tensor, *, max_padding: int = 2, max
 
 
 def shape_animation(
-    cases: Sequence[tuple[int, int, int, int]] = SHAPE_CASES, *, dpi: int = 60, interval: int = 1800
+    cases: Sequence[tuple[int, int, int, int]] = SHAPE_CASES, *, dpi: int = 100, interval: int = 1800
 ) -> HTML:
     """Static face of the output-shape explorer: one frame per ``(n, k, padding, stride)`` case."""
     cases = list(cases)
@@ -244,7 +256,7 @@ def explanation_animation(
     baseline: float = 0.0,
     methods: Sequence[str] | None = None,
     score_name: str = "score",
-    dpi: int = 55,
+    dpi: int = 100,
     interval: int = 2200,
 ) -> HTML:
     """Static face of the explanation explorer: one frame per image, every method, predicted class.
