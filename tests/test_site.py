@@ -126,6 +126,17 @@ class PageVisit:
         self.context.close()
 
 
+def _visit_each(built_site, browser, base: str) -> Iterator[tuple[str, PageVisit]]:
+    """Every content page, opened in turn (the visit closed whatever the loop body does)."""
+    for path in _pages(built_site):
+        visit = PageVisit(browser, base, path)
+        try:
+            visit.open()
+            yield path, visit
+        finally:
+            visit.close()
+
+
 _RAW_TEX = """() => {
   const root = document.querySelector('main') || document.body;
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
@@ -195,29 +206,24 @@ def test_every_page_renders_offline(built_site, site: str, browser) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     nan_pages: set[str] = set()
-    for path in _pages(built_site):
-        visit = PageVisit(browser, site, path)
-        try:
-            visit.open()
-            page = visit.page
-            found = {
-                "console errors": visit.errors,
-                "failed requests": visit.failed,
-                "requests outside the site": visit.blocked,
-                "raw TeX": page.evaluate(_RAW_TEX),
-                "images not loaded": page.evaluate(_BROKEN_IMAGES),
-                "widget views (need a kernel)": page.evaluate(
-                    "() => Array.from(document.querySelectorAll("
-                    "'script[type=\"application/vnd.jupyter.widget-view+json\"]')).map(s => s.textContent.slice(0, 60))"
-                ),
-                "table cells reading NaN": page.evaluate(_NAN_CELLS),
-            }
-            nan_pages |= {path} if found["table cells reading NaN"] else set()
-            if path in NAN_CELLS_PENDING:
-                del found["table cells reading NaN"]
-            page.screenshot(path=str(SCREENSHOTS / (path.replace("/", "__") + ".png")), full_page=True)
-        finally:
-            visit.close()
+    for path, visit in _visit_each(built_site, browser, site):
+        page = visit.page
+        found = {
+            "console errors": visit.errors,
+            "failed requests": visit.failed,
+            "requests outside the site": visit.blocked,
+            "raw TeX": page.evaluate(_RAW_TEX),
+            "images not loaded": page.evaluate(_BROKEN_IMAGES),
+            "widget views (need a kernel)": page.evaluate(
+                "() => Array.from(document.querySelectorAll("
+                "'script[type=\"application/vnd.jupyter.widget-view+json\"]')).map(s => s.textContent.slice(0, 60))"
+            ),
+            "table cells reading NaN": page.evaluate(_NAN_CELLS),
+        }
+        nan_pages |= {path} if found["table cells reading NaN"] else set()
+        if path in NAN_CELLS_PENDING:
+            del found["table cells reading NaN"]
+        page.screenshot(path=str(SCREENSHOTS / (path.replace("/", "__") + ".png")), full_page=True)
         problems += [f"{path}: {kind}: {items[:5]}" for kind, items in found.items() if items]
     assert not problems, "\n".join(problems)
     assert nan_pages >= NAN_CELLS_PENDING, (
@@ -229,13 +235,8 @@ def test_no_code_block_scrolls_sideways(built_site, site: str, browser) -> None:
     """At 1280 px the code column holds about 83 characters of 13 px code (_static/code-width.css):
     no code cell and no source a cell shows (both kept to 80 columns) may need a scroll bar."""
     wide: list[str] = []
-    for path in _pages(built_site):
-        visit = PageVisit(browser, site, path)
-        try:
-            visit.open()
-            wide += [f"{path}: {line}" for line in visit.page.evaluate(_WIDE, False)]
-        finally:
-            visit.close()
+    for path, visit in _visit_each(built_site, browser, site):
+        wide += [f"{path}: {line}" for line in visit.page.evaluate(_WIDE, False)]
     assert not wide, f"{len(wide)} code blocks scroll sideways:\n" + "\n".join(wide[:20])
 
 
@@ -244,15 +245,10 @@ def test_printed_output_and_equations_fit_wide_tables_scroll(built_site, site: s
     scrolls in its own container."""
     wide: list[str] = []
     still_wide: set[str] = set()
-    for path in _pages(built_site):
-        visit = PageVisit(browser, site, path)
-        try:
-            visit.open()
-            printed = visit.page.evaluate(_WIDE, True)
-            tables = visit.page.evaluate(_UNSCROLLED_TABLES)
-            equations = visit.page.evaluate(_WIDE_EQUATIONS)
-        finally:
-            visit.close()
+    for path, visit in _visit_each(built_site, browser, site):
+        printed = visit.page.evaluate(_WIDE, True)
+        tables = visit.page.evaluate(_UNSCROLLED_TABLES)
+        equations = visit.page.evaluate(_WIDE_EQUATIONS)
         wide += [f"{path}: table not in a scroll container: {t}" for t in tables]
         wide += [f"{path}: display equation wider than the text: {e}" for e in equations]
         if path in PRINTED_OUTPUT_TOO_WIDE:
@@ -266,36 +262,80 @@ def test_printed_output_and_equations_fit_wide_tables_scroll(built_site, site: s
     )
 
 
+# Every figure a chapter draws: its image, how much the browser scales it, and (for a
+# JavaScript animation) the smallest text of its frames, which lenet_utils.widgets.animate writes
+# on the wrapping div; a still figure carries its smallest text in its PNG (lenet_utils.style).
+_FIGURES = """() => Array.from(document.querySelectorAll('main img')).map(img => {
+  const anim = img.closest('div.lenet-animation');
+  return {src: img.getAttribute('src'), scale: img.clientWidth / img.naturalWidth,
+          animation: anim ? anim.dataset.smallestText : null};
+})"""
+
+
+def _smallest_text(png: Path) -> str | None:
+    from PIL import Image
+
+    from lenet_utils.style import METADATA_KEY
+
+    with Image.open(png) as image:
+        return image.info.get(METADATA_KEY)
+
+
+def test_figure_text_is_readable_as_displayed(built_site, site: str, browser) -> None:
+    """No figure text smaller than lenet_utils.style.MIN_TEXT_PX as the browser shows it (at
+    1280 px a figure wider than the text column is scaled down, and its labels with it). A
+    figure's smallest text is recorded when it is drawn (lenet_utils.style); a chapter's PNG
+    without that record was not drawn the book's way and fails too."""
+    from lenet_utils.style import MIN_TEXT_PX
+
+    _, html = built_site
+    small: list[str] = []
+    figures = 0
+    for path, visit in _visit_each(built_site, browser, site):
+        for fig in visit.page.evaluate(_FIGURES):
+            if fig["animation"] is not None:
+                note = fig["animation"]
+            elif "_images/" not in fig["src"] or not fig["src"].endswith(".png"):
+                continue  # d2l's own plots are SVG drawn by d2l; logos and icons are not figures
+            else:
+                note = _smallest_text((html / path).parent / fig["src"])
+                if note is None:
+                    small.append(f"{path}: {fig['src']} has no smallest-text record")
+                    continue
+            figures += 1
+            pixels, _, text = note.partition(" ")
+            shown = float(pixels) * fig["scale"]
+            if shown < MIN_TEXT_PX - 0.05:
+                small.append(f"{path}: {shown:.1f} px ({float(pixels):.1f} px at scale {fig['scale']:.2f}): {text!r}")
+    assert figures >= 50, f"only {figures} figures found"
+    assert not small, f"{len(small)} figures with text under {MIN_TEXT_PX} px:\n" + "\n".join(small)
+
+
 def test_favicon_and_notebook_downloads(built_site, site: str, browser) -> None:
     """Every page names the favicon (a PNG that loads); every chapter page offers its notebook
     for download (jupyter-book's download button), and the link resolves to the notebook."""
     problems: list[str] = []
     chapters = 0
-    for path in _pages(built_site):
-        visit = PageVisit(browser, site, path)
-        try:
-            visit.open()
-            page = visit.page
-            icons = page.eval_on_selector_all("link[rel~='icon']", "ls => ls.map(l => l.href)")
-            if not icons:
-                problems.append(f"{path}: no favicon link")
-            for href in icons:
+    for path, visit in _visit_each(built_site, browser, site):
+        page = visit.page
+        icons = page.eval_on_selector_all("link[rel~='icon']", "ls => ls.map(l => l.href)")
+        if not icons:
+            problems.append(f"{path}: no favicon link")
+        for href in icons:
+            response = page.request.get(href)
+            if not (response.ok and response.body()[:8] == b"\x89PNG\r\n\x1a\n"):
+                problems.append(f"{path}: favicon {href} does not load as a PNG")
+        if path.startswith("chapters/") and path != "chapters/sources.html":
+            chapters += 1
+            links = page.eval_on_selector_all("a.btn-download-source-button", "as => as.map(a => a.href)")
+            notebook = path.removesuffix(".html") + ".ipynb"
+            wanted = [h for h in links if h.endswith("/_sources/" + notebook)]
+            if not wanted:
+                problems.append(f"{path}: no download link to its notebook ({links})")
+            for href in wanted:
                 response = page.request.get(href)
-                if not (response.ok and response.body()[:8] == b"\x89PNG\r\n\x1a\n"):
-                    problems.append(f"{path}: favicon {href} does not load as a PNG")
-            if path.startswith("chapters/") and path != "chapters/sources.html":
-                chapters += 1
-                links = page.eval_on_selector_all("a.btn-download-source-button", "as => as.map(a => a.href)")
-                notebook = path.removesuffix(".html") + ".ipynb"
-                wanted = [h for h in links if h.endswith("/_sources/" + notebook)]
-                if not wanted:
-                    problems.append(f"{path}: no download link to its notebook ({links})")
-                for href in wanted:
-                    response = page.request.get(href)
-                    if not (response.ok and b'"nbformat"' in response.body()):
-                        problems.append(f"{path}: {href} does not resolve to the notebook")
-        finally:
-            visit.close()
+                if not (response.ok and b'"nbformat"' in response.body()):
+                    problems.append(f"{path}: {href} does not resolve to the notebook")
     assert chapters >= 7, f"only {chapters} chapter pages found"
     assert not problems, "\n".join(problems)
 
@@ -314,22 +354,17 @@ def test_pages_work_opened_from_disk(built_site, browser) -> None:
     _, html = built_site
     base = html.resolve().as_uri() + "/"
     problems: list[str] = []
-    for path in _pages(built_site):
-        visit = PageVisit(browser, base, path)
-        try:
-            visit.open()
-            page = visit.page
-            typeset = page.evaluate("() => document.querySelectorAll('main mjx-container').length")
-            found = {
-                "console errors": visit.errors,
-                "failed requests": visit.failed,
-                "requests outside the site": visit.blocked,
-                "raw TeX": page.evaluate(_RAW_TEX),
-                "images not loaded": page.evaluate(_BROKEN_IMAGES),
-                "no typeset math": ["no mjx-container"] if path in MATH_PAGES and not typeset else [],
-            }
-        finally:
-            visit.close()
+    for path, visit in _visit_each(built_site, browser, base):
+        page = visit.page
+        typeset = page.evaluate("() => document.querySelectorAll('main mjx-container').length")
+        found = {
+            "console errors": visit.errors,
+            "failed requests": visit.failed,
+            "requests outside the site": visit.blocked,
+            "raw TeX": page.evaluate(_RAW_TEX),
+            "images not loaded": page.evaluate(_BROKEN_IMAGES),
+            "no typeset math": ["no mjx-container"] if path in MATH_PAGES and not typeset else [],
+        }
         problems += [f"{path}: {kind}: {items[:5]}" for kind, items in found.items() if items]
     visit = PageVisit(browser, base, "search.html?q=LeNet")
     try:
@@ -347,23 +382,18 @@ def test_pages_work_opened_from_disk(built_site, browser) -> None:
 
 def test_animations_step_when_clicked(built_site, site: str, browser) -> None:
     stepped = 0
-    for path in _pages(built_site):
-        visit = PageVisit(browser, site, path)
-        try:
-            visit.open()
-            page = visit.page
-            for anim in page.query_selector_all("div.animation"):
-                img = anim.query_selector("img")
-                pause = anim.query_selector("button[title='Pause']")
-                if pause:
-                    pause.click()
-                before = img.get_attribute("src")
-                anim.query_selector("button[title='Next frame']").click()
-                after = img.get_attribute("src")
-                assert after and after != before, f"{path}: an animation did not step when 'Next frame' was clicked"
-                stepped += 1
-        finally:
-            visit.close()
+    for path, visit in _visit_each(built_site, browser, site):
+        page = visit.page
+        for anim in page.query_selector_all("div.animation"):
+            img = anim.query_selector("img")
+            pause = anim.query_selector("button[title='Pause']")
+            if pause:
+                pause.click()
+            before = img.get_attribute("src")
+            anim.query_selector("button[title='Next frame']").click()
+            after = img.get_attribute("src")
+            assert after and after != before, f"{path}: an animation did not step when 'Next frame' was clicked"
+            stepped += 1
     assert stepped >= 1, "no JavaScript animation found on the site (the explorers' static faces)"
 
 
@@ -375,13 +405,8 @@ def test_search_finds_lenet_and_prev_next_links_resolve(built_site, site: str, b
         assert visit.page.query_selector_all("#search-results li"), "search for 'LeNet' found nothing"
     finally:
         visit.close()
-    for path in _pages(built_site):
-        visit = PageVisit(browser, site, path)
-        try:
-            visit.open()
-            for link in visit.page.query_selector_all("a.prev-page, a.next-page"):
-                href = link.get_attribute("href")
-                response = visit.page.request.get(visit.page.url.rsplit("/", 1)[0] + "/" + href.split("#")[0])
-                assert response.ok, f"{path}: prev/next link {href} gives HTTP {response.status}"
-        finally:
-            visit.close()
+    for path, visit in _visit_each(built_site, browser, site):
+        for link in visit.page.query_selector_all("a.prev-page, a.next-page"):
+            href = link.get_attribute("href")
+            response = visit.page.request.get(visit.page.url.rsplit("/", 1)[0] + "/" + href.split("#")[0])
+            assert response.ok, f"{path}: prev/next link {href} gives HTTP {response.status}"
