@@ -120,6 +120,11 @@ def use() -> None:
     shell = get_ipython()
     if shell is None:
         return
+    # Load the backend now: the inline backend registers its own figure formatter when it is
+    # first loaded (usually at the first figure), which would replace this one.
+    import matplotlib.pyplot as plt
+
+    plt.switch_backend(mpl.get_backend())
     formatters = shell.display_formatter.formatters
     for mime in ("image/svg+xml", "application/pdf", "image/jpeg"):
         formatters[mime].pop(Figure, None)
