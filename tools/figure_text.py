@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from lenet_utils.style import COLUMN_PX, METADATA_KEY, MIN_TEXT_PX  # noqa: E402
 
 _ANIMATION = re.compile(r'data-smallest-text="([^"]*)"')
-_FRAME = re.compile(r'"data:image/png;base64,([A-Za-z0-9+/=\\n]+)"')
+# matplotlib's animation HTML stores each frame's base64 in lines ending with a backslash
+_FRAME = re.compile(r'"data:image/png;base64,([A-Za-z0-9+/=\\\n]+)"')
 
 
 def figures(path: Path) -> list[tuple[int, int, str | None]]:
@@ -44,7 +45,7 @@ def figures(path: Path) -> list[tuple[int, int, str | None]]:
             html = "".join(html) if isinstance(html, list) else html
             record, frame = _ANIMATION.search(html), _FRAME.search(html)
             if record and frame:
-                png = base64.b64decode(frame[1].replace("\\n", ""))
+                png = base64.b64decode(re.sub(r"\\|\n", "", frame[1]))
                 with Image.open(io.BytesIO(png)) as image:
                     found.append((index, image.width, record[1]))
     return found
