@@ -199,7 +199,16 @@ def plot_conv_step(
     height = max(H, kh, oh)
     fig = _fresh_figure(fig, (min(1.0 + 0.42 * total_w, 12.0), 1.3 + 0.42 * height))
     ax = fig.add_axes((0.02, 0.18, 0.96, 0.72))
-    fs = 9 if annotate else 6
+    # Text readable on the site (a wide figure is shown scaled down), where the cells leave room:
+    # a cell is ``cell_pt`` points wide, a character about 0.6 of the font size.
+    fig_w, fig_h = fig.get_size_inches()
+    cell_pt = 72 * min(0.96 * fig_w / (total_w + 0.4), 0.72 * fig_h / (height + 1.5))
+    small = max(7.0, style.readable_points(fig_w))
+    text_pt = max(9.0, small)
+    longest = max(len(_fmt(float(v))) for m in (Xp, K, Y) for v in m.flatten())
+    fs = text_pt if 0.6 * longest * text_pt <= 0.8 * cell_pt else 9.0
+    factors = [f"×{_fmt(float(v))}" for v in K.flatten()]
+    show_factors = annotate and 0.6 * max(map(len, factors)) * small <= 0.5 * cell_pt
     _draw_cells(ax, Xp, 0, 0, pad=padding, annotate=annotate, fontsize=fs, vmin=float(X.min()), vmax=float(X.max()))
     _draw_cells(ax, K.float(), xk, (height - kh) / 2, cmap="Oranges", annotate=annotate, fontsize=fs)
     _draw_cells(ax, Y, xo, (height - oh) / 2, cmap="Greens", shown=shown, annotate=annotate, fontsize=fs)
@@ -208,15 +217,15 @@ def plot_conv_step(
     for x, label in ((W / 2, f"input {tuple(X.shape)}" + (f", padding {padding}" if padding else "")),
                      (xk + kw / 2, f"kernel {kh}x{kw}"),
                      (xo + ow / 2, f"output {oh}x{ow}" + (f", stride {stride}" if stride > 1 else ""))):  # fmt: skip
-        ax.text(x, -0.4, label, ha="center", va="bottom", fontsize=9)
+        ax.text(x, -0.4, label, ha="center", va="bottom", fontsize=text_pt)
     if done <= len(windows) and (step is not None and step < len(windows)):
         i, j, r, c = windows[done - 1]
         _box(ax, c, r, kw, kh)
-        if annotate:
+        if show_factors:
             for a in range(kh):
                 for b in range(kw):
-                    ax.text(c + b + 0.95, r + a + 0.95, f"×{_fmt(float(K[a, b]))}", ha="right", va="bottom",
-                            fontsize=6, color=_WINDOW, fontweight="bold")  # fmt: skip
+                    ax.text(c + b + 0.95, r + a + 0.95, factors[a * kw + b], ha="right", va="bottom",
+                            fontsize=small, color=_WINDOW, fontweight="bold")  # fmt: skip
         _box(ax, xk, (height - kh) / 2, kw, kh)
         _box(ax, xo + j, (height - oh) / 2 + i, 1, 1)
         text = handconv.cell_arithmetic(X, K, i, j, padding=padding, stride=stride)
@@ -225,7 +234,8 @@ def plot_conv_step(
         caption = f"step {done}/{len(windows)}: output[{i}, {j}] = {text}"
     else:
         caption = f"done: {len(windows)} windows, output {oh}x{ow}"
-    fig.text(0.5, 0.06, caption, ha="center", va="center", fontsize=9, family="monospace")
+    caption_pt = min(text_pt, 0.96 * fig_w * 72 / (0.6 * len(caption)))  # one line across the figure
+    fig.text(0.5, 0.06, caption, ha="center", va="center", fontsize=caption_pt, family="monospace")
     ax.set_xlim(-0.2, total_w + 0.2)
     ax.set_ylim(height + 0.2, -1.3)
     ax.set_aspect("equal")
