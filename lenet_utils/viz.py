@@ -644,7 +644,8 @@ def draw_lenet_architecture(
             _draw_connection(ax, placed[idx - 1], geo, layer, x, scale, label_y)
         nxt = stages[idx + 1][2] if idx + 1 < len(stages) else shape
         to_vector = not (len(nxt) == 4 and nxt[2] > 1)
-        x += width + (1.3 if idx == 0 else 2.0 if to_vector else 1.15)
+        # before a vector, room for two operation labels ("full connection") side by side
+        x += width + (1.3 if idx == 0 else 2.3 if to_vector else 1.15)
     ax.set_xlim(-0.3, x)
     ax.set_ylim(bottom_y, top_y)
     if own_figure:  # size the figure to the drawing, 0.42 inch per unit
@@ -1090,12 +1091,14 @@ def plot_paper_curves(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("error")
     ax.grid(True, which="major", alpha=0.3)
+    # legend and title readable on the site whatever the figure's width (8 pt up to ~8.5 in)
+    points = max(8.0, style.readable_points(fig.get_figwidth()))
     if legend == "below":
-        ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+        ax.legend(fontsize=points, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     elif legend != "none":
-        ax.legend(fontsize=7, ncol=2, loc=legend)
+        ax.legend(fontsize=points, ncol=2, loc=legend)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=max(10.0, points))
     return fig
 
 
