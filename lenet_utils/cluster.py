@@ -63,24 +63,31 @@ _AUTH_HINT = (
 )
 
 _HOWTO = """\
-Running a sweep on a Ray cluster (Ray must be the same version everywhere: the [cluster] extra pins it)
+Running a sweep on a Ray cluster (Ray must be the same version everywhere:
+the [cluster] extra pins it)
 
 1. On every machine (head and workers): clone this repository, then
-       pip install -e '.[cluster]'          # lenet_utils, torch, Ray
-       python -m lenet_utils fetch          # the datasets, into the clone's data/
-   Workers import lenet_utils and read the data from the clone lenet_utils was installed from
-   (or from $LENET_DATA_ROOT, if set on that machine).
+       pip install -e '.[cluster]'   # lenet_utils, torch, Ray
+       python -m lenet_utils fetch   # the datasets, into the clone's data/
+   Workers import lenet_utils and read the data from the clone lenet_utils
+   was installed from (or from $LENET_DATA_ROOT, if set on that machine).
 2. Head node:      ray start --head --port=6379
    Each worker:    ray start --address=HEAD:6379
-   (Token authentication: if the head has ~/.ray/auth_token, copy it to the workers and the
-   client machine, or set RAY_AUTH_TOKEN there, and set RAY_AUTH_MODE=token on the client.)
+   (Token authentication: if the head has ~/.ray/auth_token, copy it to the
+   workers and the client machine, or set RAY_AUTH_TOKEN there, and set
+   RAY_AUTH_MODE=token on the client.)
 3. Driver, on the head node:
-       python -m lenet_utils sweep data/sweeps/lr.json --out data/results/lr.csv --ray auto
-   or from another machine, through Ray Client (port 10001 of the head must be reachable):
-       python -m lenet_utils sweep data/sweeps/lr.json --out data/results/lr.csv --ray ray://HEAD:10001
-   Without an address, --ray starts a private local Ray instance on this machine.
-4. The CSV is written by the driver only, on the driver's machine. Kill it at any moment and run
-   the same command again: it resumes, every (configuration, seed) ends up in the CSV exactly once.
+       python -m lenet_utils sweep data/sweeps/lr.json \\
+           --out data/results/lr.csv --ray auto
+   or from another machine, through Ray Client (port 10001 of the head must
+   be reachable):
+       python -m lenet_utils sweep data/sweeps/lr.json \\
+           --out data/results/lr.csv --ray ray://HEAD:10001
+   Without an address, --ray starts a private local Ray instance on this
+   machine.
+4. The CSV is written by the driver only, on the driver's machine. Kill it
+   at any moment and run the same command again: it resumes, every
+   (configuration, seed) ends up in the CSV exactly once.
 """
 
 
