@@ -93,7 +93,11 @@ def _divisor(original: bool, width_divisor: int) -> int:
 
 
 def alexnet(
-    *, original: bool = False, width_divisor: int = WIDTH_DIVISOR, in_channels: int = 1, num_classes: int = 10
+    *,
+    original: bool = False,
+    width_divisor: int = WIDTH_DIVISOR,
+    in_channels: int = 1,
+    num_classes: int = 10,
 ) -> nn.Sequential:
     """AlexNet (Krizhevsky, Sutskever & Hinton 2012), as d2l writes it (§8.1).
 
@@ -116,14 +120,19 @@ def alexnet(
     28 -> pool 13 -> 13 -> pool 6 -> 6 -> pool 2, so 32 x 2 x 2 = 128 features.
     """
     o, d = original, _divisor(original, width_divisor)
-    c1, c2, c3, c4, c5, hidden = (_w(c, d) for c in (96, 256, 384, 384, 256, 4096))
-    stem = nn.Conv2d(in_channels, c1, kernel_size=11, stride=4, padding=1) if o else nn.Conv2d(
-        in_channels, c1, kernel_size=5, padding=2)  # fmt: skip
-    side = 5 if o else 2  # side of the last feature maps (224 -> 54 -> 26 -> 12 -> 5; 28 -> 13 -> 6 -> 2)
+    widths = (96, 256, 384, 384, 256, 4096)
+    c1, c2, c3, c4, c5, hidden = (_w(c, d) for c in widths)
+    stem = (
+        nn.Conv2d(in_channels, c1, kernel_size=11, stride=4, padding=1) if o
+        else nn.Conv2d(in_channels, c1, kernel_size=5, padding=2)
+    )  # fmt: skip
+    # side of the last maps: 224 -> 54 -> 26 -> 12 -> 5 | 28 -> 13 -> 6 -> 2
+    side = 5 if o else 2
     return nn.Sequential(
-        stem, nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 96, 26, 26) | (B, 12, 13, 13)
+        stem, nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 96, 26, 26) | 12@13x13
         nn.Conv2d(c1, c2, kernel_size=5, padding=2), nn.ReLU(),
-        nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 256, 12, 12) | (B, 32, 6, 6)
+        nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 256, 12, 12) | 32@6x6
         nn.Conv2d(c2, c3, kernel_size=3, padding=1), nn.ReLU(),
         nn.Conv2d(c3, c4, kernel_size=3, padding=1), nn.ReLU(),
         nn.Conv2d(c4, c5, kernel_size=3, padding=1), nn.ReLU(),
@@ -143,7 +152,13 @@ def alexnet(
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 
 
-def vgg_block(num_convs: int, in_channels: int, out_channels: int, *, first_padding: int = 1) -> nn.Sequential:
+def vgg_block(
+    num_convs: int,
+    in_channels: int,
+    out_channels: int,
+    *,
+    first_padding: int = 1,
+) -> nn.Sequential:
     """A VGG block (Simonyan & Zisserman 2015, §2.1): ``num_convs`` 3x3 convolutions with
     padding 1 (the size is kept), each followed by ReLU, then a 2x2 max-pool with stride 2
     (the size is halved). Two stacked 3x3 convolutions see a 5x5 window, three a 7x7 one,
@@ -153,7 +168,8 @@ def vgg_block(num_convs: int, in_channels: int, out_channels: int, *, first_padd
     layers: list[nn.Module] = []
     for i in range(num_convs):
         pad = first_padding if i == 0 else 1
-        layers += [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=pad), nn.ReLU()]
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=pad)
+        layers += [conv, nn.ReLU()]
         in_channels = out_channels
     layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
     return nn.Sequential(*layers)
@@ -187,7 +203,8 @@ def vgg(
     blocks, c_in = [], in_channels
     for i, (num_convs, channels) in enumerate(arch):
         c_out = _w(channels, d)
-        blocks.append(vgg_block(num_convs, c_in, c_out, first_padding=1 if (o or i > 0) else 3))
+        pad = 1 if (o or i > 0) else 3
+        blocks.append(vgg_block(num_convs, c_in, c_out, first_padding=pad))
         c_in = c_out
     side = 224 // 2 ** len(arch) if o else 32 // 2 ** len(arch)
     hidden = _w(4096, d)
@@ -204,20 +221,31 @@ def vgg(
 # NiN
 
 
-def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int) -> nn.Sequential:
+def nin_block(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+) -> nn.Sequential:
     """A Network-in-Network block (Lin, Chen & Yan 2014, §3.1, "mlpconv"): one convolution
     followed by two 1x1 convolutions, ReLU after each. A 1x1 convolution is a fully
     connected layer applied at every pixel, across channels: a small MLP slid over the image.
     """
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding), nn.ReLU(),
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding),
+        nn.ReLU(),
         nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
         nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
     )  # fmt: skip
 
 
 def nin(
-    *, original: bool = False, width_divisor: int = WIDTH_DIVISOR, in_channels: int = 1, num_classes: int = 10
+    *,
+    original: bool = False,
+    width_divisor: int = WIDTH_DIVISOR,
+    in_channels: int = 1,
+    num_classes: int = 10,
 ) -> nn.Sequential:
     """Network in Network (Lin, Chen & Yan 2014), as d2l writes it (§8.3).
 
@@ -236,13 +264,19 @@ def nin(
     """
     o, d = original, _divisor(original, width_divisor)
     c1, c2, c3 = (_w(c, d) for c in (96, 256, 384))
-    first = nin_block(in_channels, c1, 11, 4, 0) if o else nin_block(in_channels, c1, 5, 1, 2)
+    first = (
+        nin_block(in_channels, c1, 11, 4, 0) if o
+        else nin_block(in_channels, c1, 5, 1, 2)
+    )  # fmt: skip
     return nn.Sequential(
         first, nn.MaxPool2d(3, stride=2),  # (B, 96, 26, 26) | (B, 12, 13, 13)
-        nin_block(c1, c2, kernel_size=5, stride=1, padding=2), nn.MaxPool2d(3, stride=2),  # (B, 256, 12, 12) | 32@6x6
-        nin_block(c2, c3, kernel_size=3, stride=1, padding=1), nn.MaxPool2d(3, stride=2),  # (B, 384, 5, 5) | 48@2x2
+        nin_block(c1, c2, kernel_size=5, stride=1, padding=2),
+        nn.MaxPool2d(3, stride=2),  # (B, 256, 12, 12) | 32@6x6
+        nin_block(c2, c3, kernel_size=3, stride=1, padding=1),
+        nn.MaxPool2d(3, stride=2),  # (B, 384, 5, 5) | 48@2x2
         nn.Dropout(p=0.5),
-        nin_block(c3, num_classes, kernel_size=3, stride=1, padding=1),  # (B, 10, 5, 5) | (B, 10, 2, 2)
+        nin_block(c3, num_classes, kernel_size=3, stride=1, padding=1),
+        # (B, 10, 5, 5) | (B, 10, 2, 2)
         nn.AdaptiveAvgPool2d((1, 1)),  # global average pooling: (B, 10, 1, 1)
         nn.Flatten(),  # (B, 10)
     )  # fmt: skip
@@ -263,9 +297,18 @@ class Inception(nn.Module):
     3x3 and 5x5 convolutions cheap. Output: ``c1 + c2[1] + c3[1] + c4`` channels, same size.
     """
 
-    def __init__(self, in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        c1: int,
+        c2: tuple[int, int],
+        c3: tuple[int, int],
+        c4: int,
+    ) -> None:
         super().__init__()
-        self.b1 = nn.Sequential(nn.Conv2d(in_channels, c1, kernel_size=1), nn.ReLU())
+        self.b1 = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernel_size=1), nn.ReLU(),
+        )  # fmt: skip
         self.b2 = nn.Sequential(
             nn.Conv2d(in_channels, c2[0], kernel_size=1), nn.ReLU(),
             nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1), nn.ReLU(),
@@ -281,7 +324,8 @@ class Inception(nn.Module):
         self.out_channels = c1 + c2[1] + c3[1] + c4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], dim=1)  # (B, c1+c2+c3+c4, H, W)
+        branches = [self.b1(x), self.b2(x), self.b3(x), self.b4(x)]
+        return torch.cat(branches, dim=1)  # (B, c1 + c2 + c3 + c4, H, W)
 
 
 #: GoogLeNet's nine Inception blocks (Szegedy et al. 2015, Table 1; d2l §8.4):
@@ -349,18 +393,25 @@ class Residual(nn.Module):
     convolution with the same stride (the paper's "projection", option B, §3.3).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        c_in, c_out = in_channels, out_channels
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(c_out)
         self.conv3 = None
-        if stride != 1 or in_channels != out_channels:
-            self.conv3 = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride)
+        if stride != 1 or c_in != c_out:
+            self.conv3 = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))  # (B, C_out, H / stride, W / stride)
+        y = F.relu(self.bn1(self.conv1(x)))  # (B, C_out, H / s, W / s)
         y = self.bn2(self.conv2(y))
         shortcut = x if self.conv3 is None else self.conv3(x)
         return F.relu(y + shortcut)
@@ -418,22 +469,31 @@ class TwoConvBlock(nn.Module):
     which adds no parameter, so plain and residual networks stay the same size.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1, shortcut: bool = True,
-                 batch_norm: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        shortcut: bool = True,
+        batch_norm: bool = True,
+    ) -> None:
         super().__init__()
         self.shortcut, self.stride = shortcut, stride
         self.extra_channels = out_channels - in_channels
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=not batch_norm)
-        self.bn1 = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=not batch_norm)
-        self.bn2 = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        c_in, c_out, bias = in_channels, out_channels, not batch_norm
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, padding=1, bias=bias)
+        self.bn1 = nn.BatchNorm2d(c_out) if batch_norm else nn.Identity()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias)
+        self.bn2 = nn.BatchNorm2d(c_out) if batch_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))  # (B, C_out, H / stride, W / stride)
+        y = F.relu(self.bn1(self.conv1(x)))  # (B, C_out, H / s, W / s)
+        y = self.bn2(self.conv2(y))
         if self.shortcut:
-            s = x[:, :, :: self.stride, :: self.stride] if self.stride != 1 else x
-            if self.extra_channels:
-                s = F.pad(s, (0, 0, 0, 0, 0, self.extra_channels))  # option A: zero channels
+            s = x[:, :, :: self.stride, :: self.stride]
+            if self.extra_channels:  # option A: zero channels
+                s = F.pad(s, (0, 0, 0, 0, 0, self.extra_channels))
             y = y + s
         return F.relu(y)
 
@@ -561,7 +621,10 @@ def build(name: str, **kwargs: Any) -> nn.Module:
 # Counting: multiply-accumulates, parameters, receptive fields
 
 
-def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 1, 28, 28)) -> int:
+def count_macs(
+    model: nn.Module,
+    input_size: Sequence[int] = (1, 1, 28, 28),
+) -> int:
     """Multiply-accumulates of one forward pass, per example, counted from the modules.
 
     The calls of every ``nn.Conv2d`` and ``nn.Linear``, recorded by
@@ -573,7 +636,8 @@ def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 1, 28, 28)) -> 
     of ``input_size`` on the model's device (``meta`` works: only shapes are needed).
     """
     p = next(model.parameters(), None)
-    x = torch.zeros(tuple(input_size), device=p.device if p is not None else "cpu")
+    device = p.device if p is not None else "cpu"
+    x = torch.zeros(tuple(input_size), device=device)
     total = 0
     for call in record_calls(model, x, select=(nn.Conv2d, nn.Linear)):
         m, outputs = call.module, math.prod(call.out_shape)
@@ -593,7 +657,10 @@ def profile(name: str, input_size: Sequence[int] = (1, 1, 28, 28)) -> dict[str, 
     return {"model": name, "params": count_parameters(net), "macs": count_macs(net, input_size)}
 
 
-def receptive_field(model: nn.Module, input_size: Sequence[int] = (1, 1, 15, 15)) -> tuple[int, int]:
+def receptive_field(
+    model: nn.Module,
+    input_size: Sequence[int] = (1, 1, 15, 15),
+) -> tuple[int, int]:
     """The height and width of the input window that the centre unit of the output sees,
     measured by backpropagation: the pixels where the gradient of that unit is not zero.
 
@@ -611,5 +678,6 @@ def receptive_field(model: nn.Module, input_size: Sequence[int] = (1, 1, 15, 15)
     x = torch.ones(tuple(input_size), requires_grad=True)
     out = net(x)  # (1, C, H', W')
     out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
-    rows, cols = x.grad[0].abs().sum(dim=0).nonzero(as_tuple=True)  # type: ignore[union-attr]
+    grad = x.grad[0].abs().sum(dim=0)  # type: ignore[union-attr]
+    rows, cols = grad.nonzero(as_tuple=True)
     return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
