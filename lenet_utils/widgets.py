@@ -335,7 +335,7 @@ def plot_preprocessing(
     chars = max(10, int(scale * 72 / (0.58 * size)))  # the note's characters a line holds under its image
     notes = [[_note(k, step) for k, step in enumerate(r.steps)] for _, r in rows]
     lines = max(_wrap(n, chars).count("\n") + 1 for row in notes for n in row)
-    figsize = (ncols * scale, len(rows) * (scale * 1.2 + lines * size * 1.25 / 72 + 0.15))
+    figsize = (ncols * scale, len(rows) * (scale * 1.2 + lines * size * 1.25 / 72 + 0.25))
     if fig is None:
         fig = plt.figure(figsize=figsize)
     else:
@@ -357,7 +357,7 @@ def plot_preprocessing(
             ax.set_title(step.name, fontsize=max(7, size), color="black" if changed else "0.6")
             ax.set_xlabel(_wrap(row_notes[k], chars), fontsize=size, color="black" if changed else "0.6")
         row[0].set_ylabel(_wrap(title, max(chars, 14)), fontsize=max(7, size))
-    fig.tight_layout(pad=0.3, w_pad=0.5)
+    fig.tight_layout(pad=0.3, w_pad=0.5, h_pad=2.0)
     return fig
 
 
