@@ -832,6 +832,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return m, s
 
 
+def _results_text_points(fig: plt.Figure) -> float:
+    """The smallest font size (points) the results figures use: readable on the site at
+    ``fig``'s width, with a little to spare (7 pt up to the text column's width, more for a
+    wider figure)."""
+    return max(7.0, style.readable_points(fig.get_figwidth(), fig.dpi) + 0.3)
+
+
 def plot_ablation(
     rows: Sequence[Mapping[str, object]],
     x: str,
@@ -861,6 +868,7 @@ def plot_ablation(
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
     else:
         fig = ax.figure
+    pt = _results_text_points(fig)
     points = ablation_points(rows, x, metric)
     keys = list(order) if order is not None else list(points)
     if order is None:
@@ -868,6 +876,8 @@ def plot_ablation(
         if not any(isinstance(k, str) for k in keys):
             keys = sorted(keys)  # type: ignore[type-var]
     categorical = order is not None or any(isinstance(k, str) for k in keys)
+    # many values on a narrow axes: tick labels and counts turn on their side
+    crowded = len(keys) > 10 and ax.get_position().width * fig.get_figwidth() / len(keys) < 0.28
     pos = {k: (i if categorical else float(k)) for i, k in enumerate(keys)}  # type: ignore[arg-type]
     xs, means, stds = [], [], []
     for k in keys:
@@ -903,25 +913,24 @@ def plot_ablation(
         ax.set_xticks(list(range(len(keys))), [str(k) for k in keys])
         ax.set_xlim(-0.6, len(keys) - 0.4)
     elif keys:
-        crowded = len(keys) > 10
-        ax.set_xticks([pos[k] for k in keys], [f"{k:g}" for k in keys], fontsize=7, rotation=90 if crowded else 0)  # type: ignore[str-format]
+        ax.set_xticks([pos[k] for k in keys], [f"{k:g}" for k in keys], fontsize=pt, rotation=90 if crowded else 0)  # type: ignore[str-format]
     counts = {k: len(points.get(k, [])) for k in keys}
     level = getattr(ax, "_ablation_series", 0)  # a second series on the same axes: its counts above
     ax._ablation_series = level + 1  # type: ignore[attr-defined]
     for k in keys:
         ax.annotate(
             f"n={counts[k]}", (pos[k], 0), xycoords=("data", "axes fraction"),
-            xytext=(0, 2 + (16 if len(keys) > 10 else 8) * level), textcoords="offset points", ha="center",
-            va="bottom", fontsize=6 if len(keys) <= 10 else 5, rotation=90 if len(keys) > 10 else 0,
+            xytext=(0, 2 + (2.5 if crowded else 1.3) * pt * level), textcoords="offset points", ha="center",
+            va="bottom", fontsize=pt, rotation=90 if crowded else 0,
             color=color if level else "0.35",
         )  # fmt: skip
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or metric.replace("final_", "").replace("_", " "))
     ax.grid(True, alpha=0.3)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=max(10.0, pt + 2))
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=pt, loc="best")
     return fig
 
 
@@ -941,6 +950,7 @@ def plot_epoch_curves(
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
     else:
         fig = ax.figure
+    pt = _results_text_points(fig)
     series = [list(r[metric]) for r in rows]  # type: ignore[call-overload]
     for s in series:
         ax.plot(range(1, len(s) + 1), s, color="0.6", lw=0.6, alpha=0.7)
@@ -957,12 +967,13 @@ def plot_epoch_curves(
         ax.scatter(list(reference), list(reference.values()), marker="x", s=40, color="C3", zorder=4,
                    label=reference_label)  # fmt: skip
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True, steps=[2, 5, 10]))  # whole epochs
     ax.set_ylabel(metric.replace("_", " "))
     ax.grid(True, alpha=0.3)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=max(10.0, pt + 2))
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=pt, loc="lower right")
     return fig
 
 
@@ -989,6 +1000,7 @@ def plot_effects(
         fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 1.2))
     else:
         fig = ax.figure
+    pt = _results_text_points(fig)
     crossed = False
     for i, label in enumerate(labels):
         e = effects[label]
@@ -1003,14 +1015,14 @@ def plot_effects(
                        label=None if crossed else reference_label)  # fmt: skip
             crossed = True
     ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_yticks(range(len(labels)), labels[::-1], fontsize=8)
+    ax.set_yticks(range(len(labels)), labels[::-1], fontsize=max(8.0, pt))
     ax.set_ylim(-0.7, len(labels) - 0.3)
     ax.set_xlabel(xlabel)
     ax.grid(True, axis="x", alpha=0.3)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=max(10.0, pt + 2))
     if crossed:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=pt, loc="lower right")
     return fig
 
 
@@ -1113,7 +1125,7 @@ def plot_runs(
     references: Mapping[str, Mapping[str, float]] | None = None,
     ylims: Mapping[str, tuple[float, float]] | None = None,
     title: str | None = None,
-    width: float = 4.2,
+    width: float | None = None,
 ) -> plt.Figure:
     """One panel per metric, one line per run: per-epoch curves of :class:`lenet_utils.train.History`.
 
@@ -1124,6 +1136,8 @@ def plot_runs(
         references: ``{metric: {label: value}}`` drawn as dotted horizontal lines (e.g. a
             seed's reported accuracy).
         ylims: ``{metric: (low, high)}``.
+        width: inches per panel; by default the panels share the site's text column (6.9 in
+            in all, at most 4.2 in each). The legend goes under the panels.
     """
 
     def column(h: object, name: str) -> list[float]:
@@ -1133,7 +1147,13 @@ def plot_runs(
 
     names = {"train_loss": "train loss", "train_acc": "train accuracy", "test_acc": "test accuracy",
              "val_acc": "validation accuracy"}  # fmt: skip
-    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), 3.2), squeeze=False)
+    width = min(4.2, 6.9 / len(metrics)) if width is None else width
+    entries = len(runs) + len({label for refs in (references or {}).values() for label in refs})
+    height = 2.7 + 0.2 * -(-entries // 2)  # the panels, and the legend's rows under them
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(width * len(metrics), height), squeeze=False, layout="constrained"
+    )
+    pt = _results_text_points(fig)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for i, (label, h) in enumerate(runs.items()):
             ys = column(h, metric)
@@ -1145,10 +1165,13 @@ def plot_runs(
         if ylims and metric in ylims:
             ax.set_ylim(*ylims[metric])
         ax.grid(True, alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
+    legend: dict[str, object] = {}  # every run and reference once, in the order drawn
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=2, fontsize=max(8.0, pt))
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=max(10.0, pt + 2))
     return fig
 
 

@@ -6,11 +6,13 @@ live and static faces (:mod:`lenet_utils.widgets`) call the same drawing code.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
 
+from . import style
 from .explain import frequency_response
 
 __all__ = [
@@ -23,6 +25,16 @@ __all__ = [
 ]
 
 _HEAT = "RdBu_r"  # signed maps: red = evidence for the class, blue = against, white = none
+
+#: The widest a figure of images is drawn, in inches: the site's text column at 100 dpi less
+#: the tight crop's padding, so it is shown at full size and its labels with it.
+MAX_WIDTH = style.COLUMN_PX / 100 - 0.2
+
+
+def _points(fig: plt.Figure, size: float) -> float:
+    """``size`` points in a figure as wide as the site's column; in a wider ``fig``, which the
+    site scales down, as much more as keeps it as large on the screen."""
+    return size * style.readable_points(fig.get_figwidth()) / style.readable_points(0.0)
 
 
 def _image(t: torch.Tensor) -> torch.Tensor:
@@ -87,14 +99,14 @@ def plot_confusion(
         for j in range(cm.shape[1]):
             if cm[i, j]:
                 dark = share[i, j] > 0.5
-                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=6.5,
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=_points(fig, 7),
                         color="white" if dark else "black")  # fmt: skip
-    ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7, ha="right")
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlabel("predicted", fontsize=8)
-    ax.set_ylabel("true", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=_points(fig, 7.5), ha="right")
+    ax.set_yticks(range(len(labels)), labels, fontsize=_points(fig, 7.5))
+    ax.set_xlabel("predicted", fontsize=_points(fig, 8.5))
+    ax.set_ylabel("true", fontsize=_points(fig, 8.5))
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=_points(fig, 9.5))
     return fig
 
 
@@ -143,6 +155,7 @@ def plot_attribution_grid(
     """
     B = len(images)
     cols = 1 + len(maps)
+    scale = min(scale, MAX_WIDTH / cols)  # no wider than the site's column: the labels stay readable
     fig, axes = plt.subplots(B, cols, figsize=(cols * scale, B * scale * 1.12), squeeze=False)
     for i in range(B):
         ax = axes[i, 0]
@@ -154,7 +167,8 @@ def plot_attribution_grid(
         for j, (name, m) in enumerate(maps.items(), start=1):
             _heat(axes[i, j], m[i], images[i] if outline else None)
             if i == 0:  # "grad_cam C3, predicted" -> two lines, so neighbouring titles do not run together
-                axes[i, j].set_title(name.replace("_", " ").replace(", ", ",\n"), fontsize=8)
+                parts = name.replace("_", " ").split(", ")
+                axes[i, j].set_title(",\n".join(textwrap.fill(p, 16) for p in parts), fontsize=8)
     axes[0, 0].set_title("input", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -168,12 +182,14 @@ def plot_sanity_curves(
     *,
     ax: plt.Axes | None = None,
     title: str | None = None,
+    legend: bool = True,
 ) -> plt.Figure:
     """Rank correlation between each method's maps before and after randomisation.
 
     ``stages``: x tick labels (``"trained"``, then the layers re-drawn so far);
     ``correlations``: ``{method: (len(stages), B)}``, one value per image; drawn as the mean
-    over images with a band from the smallest to the largest.
+    over images with a band from the smallest to the largest. ``legend=False`` leaves the
+    legend out (for one legend shared by several panels).
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 3.4))
@@ -186,13 +202,15 @@ def plot_sanity_curves(
         ax.fill_between(x, r.nan_to_num(1.0).min(1).values.numpy(), r.nan_to_num(-1.0).max(1).values.numpy(),
                         color=f"C{k}", alpha=0.12)  # fmt: skip
     ax.axhline(0, color="0.4", lw=0.8)
-    ax.set_xticks(x, list(stages), fontsize=8, rotation=30, ha="right")
-    ax.set_ylabel("rank correlation with\nthe trained network's map", fontsize=8)
+    ax.set_xticks(x, list(stages), fontsize=_points(fig, 8), rotation=30, ha="right")
+    ax.tick_params(axis="y", labelsize=_points(fig, 8))
+    ax.set_ylabel("rank correlation with\nthe trained network's map", fontsize=_points(fig, 8))
     ax.set_ylim(-0.5, 1.05)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    if legend:
+        ax.legend(fontsize=_points(fig, 7.5), loc="upper right")
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=_points(fig, 9))
     fig.tight_layout()
     return fig
 
@@ -214,11 +232,15 @@ def plot_explanation(
     ``scores``: larger = more evidence (negated penalties for LeNet-5's RBF output; say so in
     ``score_name``). ``fig``: redraw into this figure (an animation's frames), else a new one.
     """
-    cols = 2 + len(maps)
+    panels = 1 + len(maps)  # the input and the maps; the scores beside them
+    rows = 1 if panels <= 3 else 2  # many maps: two rows, so the figure fits the site's column
+    per_row = -(-panels // rows)
+    bars = 2.2 if rows == 1 else 1.6  # the scores' panel, in widths of a map
     if fig is None:
-        fig = plt.figure(figsize=(1.7 * cols + 1.6, 2.3))
+        fig = plt.figure(figsize=(min(MAX_WIDTH, 1.7 * (per_row + 1) + 1.6), 2.3 + 1.9 * (rows - 1)))
     fig.clf()
-    gs = fig.add_gridspec(1, cols, width_ratios=[1] * (cols - 1) + [2.2], wspace=0.25)
+    margins = {} if rows == 1 else {"left": 0.03, "right": 0.97, "bottom": 0.07, "top": 0.88, "hspace": 0.5}
+    gs = fig.add_gridspec(rows, per_row + 1, width_ratios=[1] * per_row + [bars], wspace=0.25, **margins)
     pred = int(scores.argmax())
     ax = fig.add_subplot(gs[0, 0])
     ax.imshow(_image(image).numpy(), cmap="gray_r")
@@ -228,10 +250,11 @@ def plot_explanation(
     ax.set_title(f"true {labels[true]}\npredicted {labels[pred]} ({verdict})", fontsize=8,
                  color="black" if pred == true else "C3")  # fmt: skip
     for j, (name, m) in enumerate(maps.items(), start=1):
-        ax = fig.add_subplot(gs[0, j])
+        ax = fig.add_subplot(gs[j // per_row, j % per_row])
         _heat(ax, m, image)
-        ax.set_title(f"{name.replace('_', ' ')}\nfor {labels[target]}", fontsize=8)
-    ax = fig.add_subplot(gs[0, cols - 1])
+        lines = textwrap.wrap(name.replace("_", " "), 12) if rows > 1 else [name.replace("_", " ")]
+        ax.set_title("\n".join([*lines, f"for {labels[target]}"]), fontsize=8)
+    ax = fig.add_subplot(gs[:, per_row])
     s = scores.detach().float()
     colours = ["C3" if i == target else ("C2" if i == true else "C0") for i in range(len(s))]
     ax.barh(range(len(s)), s.numpy(), color=colours)

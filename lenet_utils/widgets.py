@@ -325,18 +325,24 @@ def plot_preprocessing(
     ``rows`` holds ``(title, result)`` pairs, each result made with ``keep_images=True``. Every
     step's image is drawn as stored, 0 black (so the inversion of dark ink on light paper shows);
     its name is above it and what it did below it; a step that changed nothing has a grey name.
+    ``scale``: inches per step, less if the steps would not fit the site's text column.
     """
     if not rows:
         raise ValueError("plot_preprocessing needs at least one (title, result) pair")
     ncols = max(len(r.steps) for _, r in rows)
-    figsize = (ncols * scale, len(rows) * scale * 1.45)
+    scale = min(scale, _GALLERY_WIDTH / ncols)  # as wide as the site's column at most: text stays readable
+    size = max(_NOTE_POINTS, style.readable_points(ncols * scale))
+    chars = max(10, int(scale * 72 / (0.58 * size)))  # the note's characters a line holds under its image
+    notes = [[_note(k, step) for k, step in enumerate(r.steps)] for _, r in rows]
+    lines = max(_wrap(n, chars).count("\n") + 1 for row in notes for n in row)
+    figsize = (ncols * scale, len(rows) * (scale * 1.2 + lines * size * 1.25 / 72 + 0.25))
     if fig is None:
         fig = plt.figure(figsize=figsize)
     else:
         fig.clear()
         fig.set_size_inches(*figsize)
     axes = fig.subplots(len(rows), ncols, squeeze=False)
-    for (title, result), row in zip(rows, axes, strict=True):
+    for (title, result), row, row_notes in zip(rows, axes, notes, strict=True):
         for k, ax in enumerate(row):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -348,18 +354,29 @@ def plot_preprocessing(
             changed = bool(step.note) or k == 0 or last
             levels = {} if last else {"vmin": 0, "vmax": 255}
             ax.imshow(step.image, cmap="gray", **levels)
-            ax.set_title(step.name, fontsize=7, color="black" if changed else "0.6")
-            note = step.note if k else f"{step.image.shape[0]}x{step.image.shape[1]}"
-            ax.set_xlabel(_wrap(note or "(no change)", 18), fontsize=5.5, color="black" if changed else "0.6")
-        row[0].set_ylabel(_wrap(title, 14), fontsize=7)
-    fig.tight_layout()
+            ax.set_title(step.name, fontsize=max(7, size), color="black" if changed else "0.6")
+            ax.set_xlabel(_wrap(row_notes[k], chars), fontsize=size, color="black" if changed else "0.6")
+        row[0].set_ylabel(_wrap(title, max(chars, 14)), fontsize=max(7, size))
+    fig.tight_layout(pad=0.3, w_pad=0.5, h_pad=2.0)
     return fig
+
+
+#: The widest :func:`plot_preprocessing` draws, in inches (the site's column at 100 dpi, less the
+#: tight crop's padding), and the size of its notes in points (9 px or more on the site).
+_GALLERY_WIDTH = style.COLUMN_PX / 100 - 0.2
+_NOTE_POINTS = 6.6
+
+
+def _note(k: int, step: Any) -> str:
+    """What step ``k`` did, as written under its image (the first step: the image's size)."""
+    note = step.note if k else f"{step.image.shape[0]}x{step.image.shape[1]}"
+    return note or "(no change)"
 
 
 def _wrap(text: str, width: int) -> str:
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width)[:3])
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def uploaded_files(value: Any) -> list[tuple[str, bytes]]:

@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TAG = "remove-cell"
 
 TEMPLATE = '''\
-# Colab bootstrap (hidden on the site). In Colab: fetch the book, install what Colab
-# lacks (d2l, without its old pins) and make the book's helper package importable in
-# this kernel, with no restart. Elsewhere it does nothing (see the README's setup).
+# Colab bootstrap (hidden on the site). In Colab: fetch the book, install
+# what Colab lacks (d2l, without its old pins) and make the book's helper
+# package importable in this kernel, with no restart. Elsewhere it does
+# nothing (see the README's setup).
 import sys
 
 if "google.colab" in sys.modules:
@@ -36,10 +37,11 @@ if "google.colab" in sys.modules:
     BOOK_URL = "{url}"
     BOOK = os.environ.get("LENET_BOOK_DIR", "/content/lenet5-book")
     if not os.path.isdir(os.path.join(BOOK, "lenet_utils")):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", BOOK_URL, BOOK],
-                       check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "d2l==1.0.3", "--no-deps"], check=True)
+        subprocess.run(
+            ["git", "clone", "-q", "--depth", "1", BOOK_URL, BOOK], check=True
+        )
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps"]
+    subprocess.run([*pip, "d2l==1.0.3"], check=True)
     sys.path.insert(0, BOOK)
     os.chdir(os.path.join(BOOK, "chapters"))'''
 
