@@ -22,11 +22,13 @@ from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
 
 __all__ = [
+    "COLUMN_INCHES",
     "COLUMN_PX",
     "METADATA_KEY",
     "MIN_TEXT_PX",
     "png",
     "readable_points",
+    "scaled_points",
     "shown_smallest_text",
     "smallest_text",
     "use",
@@ -38,6 +40,10 @@ MIN_TEXT_PX = 9.0
 #: Width of the site's text column at a 1280 px window, in CSS pixels: a wider figure is
 #: scaled down to it (measured in Chromium; tests/test_site.py measures every figure).
 COLUMN_PX = 688
+
+#: The widest a figure is drawn to be shown unscaled, in inches at 100 dpi: the column less the
+#: 0.1 in padding on each side that the notebook's tight crop adds.
+COLUMN_INCHES = COLUMN_PX / 100 - 0.2
 
 #: The PNG text chunk holding ``"<pixels> <text>"`` for the smallest text drawn.
 METADATA_KEY = "lenet_utils:smallest-text"
@@ -68,10 +74,16 @@ def smallest_text(fig: Figure, dpi: float | None = None) -> tuple[float, str]:
     return points * dpi / 72, text
 
 
+def scaled_points(points: float, width_in: float, dpi: float = 100.0) -> float:
+    """``points`` in a figure up to the column's width; in a figure ``width_in`` inches wide,
+    which the site scales down, as much more as keeps the text as large on the screen."""
+    return points * max(1.0, width_in * dpi / COLUMN_PX)
+
+
 def readable_points(width_in: float, dpi: float = 100.0) -> float:
     """The smallest font size, in points, that shows as :data:`MIN_TEXT_PX` on the site in a
     figure ``width_in`` inches wide at ``dpi`` (6.5 pt up to the column's width, more beyond)."""
-    return MIN_TEXT_PX * 72 / dpi * max(1.0, width_in * dpi / COLUMN_PX)
+    return scaled_points(MIN_TEXT_PX * 72 / dpi, width_in, dpi)
 
 
 def shown_smallest_text(fig: Figure) -> tuple[float, str]:

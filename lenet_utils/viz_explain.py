@@ -26,15 +26,13 @@ __all__ = [
 
 _HEAT = "RdBu_r"  # signed maps: red = evidence for the class, blue = against, white = none
 
-#: The widest a figure of images is drawn, in inches: the site's text column at 100 dpi less
-#: the tight crop's padding, so it is shown at full size and its labels with it.
-MAX_WIDTH = style.COLUMN_PX / 100 - 0.2
+#: The widest a figure of images is drawn, in inches, so it is shown at full size.
+MAX_WIDTH = style.COLUMN_INCHES
 
 
 def _points(fig: plt.Figure, size: float) -> float:
-    """``size`` points in a figure as wide as the site's column; in a wider ``fig``, which the
-    site scales down, as much more as keeps it as large on the screen."""
-    return size * style.readable_points(fig.get_figwidth()) / style.readable_points(0.0)
+    """``size`` points, grown as :func:`lenet_utils.style.scaled_points` says for ``fig``."""
+    return style.scaled_points(size, fig.get_figwidth())
 
 
 def _image(t: torch.Tensor) -> torch.Tensor:

@@ -361,9 +361,9 @@ def plot_preprocessing(
     return fig
 
 
-#: The widest :func:`plot_preprocessing` draws, in inches (the site's column at 100 dpi, less the
-#: tight crop's padding), and the size of its notes in points (9 px or more on the site).
-_GALLERY_WIDTH = style.COLUMN_PX / 100 - 0.2
+#: The widest :func:`plot_preprocessing` draws, in inches (shown unscaled on the site), and the
+#: size of its notes in points (9 px or more on the site).
+_GALLERY_WIDTH = style.COLUMN_INCHES
 _NOTE_POINTS = 6.6
 
 

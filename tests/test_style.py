@@ -66,3 +66,22 @@ def test_an_animation_says_the_smallest_text_of_its_frames() -> None:
     assert found, html[:200]
     assert float(found[1]) == pytest.approx(6.0)  # frame 2: 6 pt at 72 dpi
     assert found[2] == "frame 2"
+
+
+def test_font_sizes_for_a_figure_grow_past_the_column_width() -> None:
+    column_in = style.COLUMN_PX / 100
+    assert style.readable_points(4.0) == pytest.approx(6.48)  # 9 px at 100 dpi
+    assert style.readable_points(2 * column_in) == pytest.approx(2 * 6.48)
+    assert style.scaled_points(7.0, column_in / 2) == 7.0
+    assert style.scaled_points(7.0, 3 * column_in) == pytest.approx(21.0)
+
+
+def test_shown_smallest_text_scales_a_figure_wider_than_the_column() -> None:
+    narrow, wide = _figure(9), _figure(9)
+    wide.set_size_inches(2 * style.COLUMN_PX / 100, 2)
+    shown_narrow, _ = style.shown_smallest_text(narrow)
+    shown_wide, _ = style.shown_smallest_text(wide)
+    plt.close("all")
+    assert shown_narrow == pytest.approx(12.5)  # 4 in wide: shown unscaled
+    # 2 columns of canvas, cropped to its drawn part: shown at well under full size
+    assert 12.5 * 0.4 < shown_wide < 12.5 * 0.7
