@@ -41,7 +41,11 @@ and in three matters of implementation:
   (= 540k / 600k) with fresh random parameters. With the default ``--copies 1`` a pass
   presents each image once, so 20 passes see 1.2 million patterns, a tenth of the paper's
   12 million; ``--copies 10`` presents each image ten times per pass, the paper's 600,000
-  patterns per pass.
+  patterns per pass. ``distortion_protocol="fixed"`` is the paper's protocol instead: copy 0 of
+  each image is the original, copies 1 to 9 are distorted with parameters drawn once per
+  ``(seed, image, copy)`` (:func:`fixed_draws`; no image is stored), so every pass presents the
+  same 600,000 patterns in a new order. ``distort_range`` multiplies every range of
+  :func:`distort` (2 for the "huge distortions" row of Fig. 9, our guess).
 
 Each pass appends a row to ``log.csv`` (pass, eps, loss, train error, test error, seconds) and
 rewrites ``checkpoint.pt`` (written to a temporary name, then renamed): a killed run restarts
@@ -79,14 +83,17 @@ from .settings import check_same, versions
 from .threads import threads
 
 __all__ = [
+    "DISTORT_RANGES",
     "LOG_FIELDS",
     "PaperConfig",
     "PassLog",
     "PassSchedule",
+    "affine_distort",
     "benchmark_pass",
     "checkpoint_log",
     "distort",
     "evaluate",
+    "fixed_draws",
     "hold_out",
     "load_checkpoint",
     "load_log",
@@ -124,6 +131,13 @@ class PaperConfig:
     # with distortions: each pass presents every training image this many times (10 = the
     # paper's 60,000 originals + 540,000 distorted copies per pass, with distort_prob 0.9)
     copies: int = 1
+    # "fresh": every presentation draws new distortion parameters (the book's runs); "fixed": the
+    # paper's set drawn once -- copy 0 of each image is the original, copies 1.. are distorted
+    # with parameters fixed per (seed, image, copy), the same in every pass (distort_prob unused)
+    distortion_protocol: str = "fresh"
+    # multiplies every range of `distort` (shift, scale, squeeze, shear); the "huge distortions"
+    # row of Fig. 9 uses 2 (our guess: the paper gives no ranges)
+    distort_range: float = 1.0
     seed: int = 0
     train_subset: int | None = None  # first n training images only (quick experiments)
     test_subset: int | None = None
@@ -202,6 +216,10 @@ def hold_out(
     return X[rest], y[rest], X[val], y[val]
 
 
+#: :func:`distort`'s ranges (``distort_range = 1``): shift in pixels, scale, squeeze, shear
+DISTORT_RANGES: dict[str, float] = {"shift": 2.0, "scale": 0.1, "squeeze": 0.1, "shear": 0.2}
+
+
 def distort(
     x: torch.Tensor,
     generator: torch.Generator,
@@ -230,16 +248,36 @@ def distort(
     """
     if x.dim() != 4:
         raise ValueError(f"distort expects (B, C, H, W), got {tuple(x.shape)}")
+    B = x.shape[0]
+    u = torch.stack([torch.rand(B, generator=generator) for _ in range(5)], 1)  # (B, 5) in [0, 1)
+    keep = torch.rand(B, generator=generator) >= prob  # (B,) patterns left as they are
+    return affine_distort(x, u, ~keep, shift=shift, scale=scale, squeeze=squeeze, shear=shear, background=background)
+
+
+def affine_distort(
+    x: torch.Tensor,
+    u: torch.Tensor,
+    apply: torch.Tensor,
+    *,
+    shift: float = 2.0,
+    scale: float = 0.1,
+    squeeze: float = 0.1,
+    shear: float = 0.2,
+    background: float = -0.1,
+) -> torch.Tensor:
+    """:func:`distort` with given draws: ``u`` ``(B, 5)`` uniforms in [0, 1) pick scale,
+    squeeze, shear, x and y shift within the ranges; images where the ``(B,)`` bool ``apply``
+    is false are returned unchanged."""
     B, _, H, W = x.shape
 
-    def u(lo: float, hi: float) -> torch.Tensor:
-        return torch.rand(B, generator=generator) * (hi - lo) + lo
+    def r(i: int, lo: float, hi: float) -> torch.Tensor:
+        return u[:, i] * (hi - lo) + lo
 
-    s = u(1 - scale, 1 + scale)  # (B,) scaling
-    q = u(1 - squeeze, 1 + squeeze)  # (B,) squeezing
-    k = u(-shear, shear)  # (B,) horizontal shear
-    tx, ty = u(-shift, shift) * 2 / W, u(-shift, shift) * 2 / H  # (B,) in grid units ([-1, 1])
-    keep = torch.rand(B, generator=generator) >= prob  # (B,) patterns left as they are
+    s = r(0, 1 - scale, 1 + scale)  # (B,) scaling
+    q = r(1, 1 - squeeze, 1 + squeeze)  # (B,) squeezing
+    k = r(2, -shear, shear)  # (B,) horizontal shear
+    tx, ty = r(3, -shift, shift) * 2 / W, r(4, -shift, shift) * 2 / H  # (B,) in grid units ([-1, 1])
+    keep = ~apply.cpu()
     sx, sy = s * q, s / q
     # forward map (output = A @ input + t); grid_sample needs the inverse, from output to input
     A = torch.zeros(B, 2, 2)
@@ -252,6 +290,13 @@ def distort(
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
     out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out + background  # (B, 1, H, W)
+
+
+def fixed_draws(seed: int, n: int, copies: int) -> torch.Tensor:
+    """The ``distortion_protocol="fixed"`` parameters: ``(n, copies, 5)`` uniforms, drawn once
+    from ``seed``; entry ``[i, k]`` depends only on ``(seed, i, k)`` (not on ``n``: row-major
+    draws), so copy ``k`` of image ``i`` is the same pattern in every pass."""
+    return torch.rand(n, copies, 5, generator=torch.Generator().manual_seed(seed * 100_003 + 1_000_000_007))
 
 
 # ------------------------------------------------------------------------------------------
@@ -360,29 +405,46 @@ def _no_mkldnn() -> Iterator[None]:
 
 
 class PassSchedule(Callback):
-    """What the recipe does before each pass (Appendix C), and the pass's data order.
+    """What the recipe does before each pass (Appendix C), and the pass's patterns.
 
     A generator seeded ``seed * 100_003 + pass`` draws the order (every image ``copies``
-    times, shuffled) and then the distortions, in this order: the Hessian's 500 patterns
-    first, then each batch. With SDLM the Gauss-Newton diagonal is re-estimated on the first
-    ``hessian_samples`` patterns of the order and epsilon is set from the paper's schedule.
+    times, shuffled) and then, with ``distortion_protocol="fresh"``, the distortions, in this
+    order: the Hessian's 500 patterns first, then each batch. With ``"fixed"`` the pattern
+    ``j`` of the order is copy ``k = j // N`` of image ``i = j % N``: the original for
+    ``k = 0``, otherwise distorted by the parameters :func:`fixed_draws` holds for ``(i, k)``.
+    With SDLM the Gauss-Newton diagonal is re-estimated on the first ``hessian_samples``
+    patterns of the order and epsilon is set from the paper's schedule.
     """
 
     def __init__(self, cfg: PaperConfig, X: torch.Tensor, y: torch.Tensor) -> None:
         self.cfg, self.X, self.y = cfg, X, y
+        self.ranges = {k: v * cfg.distort_range for k, v in DISTORT_RANGES.items()}
+        fixed = cfg.distortions and cfg.distortion_protocol == "fixed"
+        self.draws = fixed_draws(cfg.seed, len(X), cfg.copies) if fixed else None
+
+    def patterns(self, j: torch.Tensor, g: torch.Tensor | torch.Generator) -> torch.Tensor:
+        """The training patterns ``j`` (indices into the ``N * copies`` of a pass), distorted as
+        the protocol says; ``g``: the pass's generator (``"fresh"``)."""
+        n = len(self.X)
+        x = self.X[j % n]
+        if not self.cfg.distortions:
+            return x
+        if self.draws is None:
+            return distort(x, g, prob=self.cfg.distort_prob, **self.ranges)
+        i, k = j % n, j // n
+        return affine_distort(x, self.draws[i, k], k > 0, **self.ranges)
 
     def epoch_start(self, task: Task, epoch: int) -> None:
         cfg = self.cfg
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.X) * cfg.copies, generator=g) % len(self.X)
+        order = torch.randperm(len(self.X) * cfg.copies, generator=g)
         task.state.update(generator=g, order=order)
         opt = task.optimizer
         if isinstance(opt, SDLM):
             idx = order[: cfg.hessian_samples]
-            xh = self.X[idx].to(task.device)
-            xh = distort(xh, g, prob=cfg.distort_prob) if cfg.distortions else xh
+            xh = self.patterns(idx, g).to(task.device)
             with _no_mkldnn():  # as the pass itself
-                h = gauss_newton_diagonal(task.model, xh, self.y[idx].to(task.device),
+                h = gauss_newton_diagonal(task.model, xh, self.y[idx % len(self.X)].to(task.device),
                                           output_curvature=cfg.output_curvature, j=cfg.j)  # fmt: skip
             opt.set_hessian(h)
             for group in opt.param_groups:
@@ -390,10 +452,10 @@ class PassSchedule(Callback):
 
     def batches(self, task: Task) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The pass drawn by :meth:`epoch_start`, in batches of ``batch_size``."""
-        order, B = task.state["order"], self.cfg.batch_size
+        order, B, g = task.state["order"], self.cfg.batch_size, task.state["generator"]
         for i in range(0, len(order), B):
             idx = order[i : i + B]
-            yield self.X[idx], self.y[idx]  # (B, 1, 32, 32), (B,)
+            yield self.patterns(idx, g), self.y[idx % len(self.X)]  # (B, 1, 32, 32), (B,)
 
 
 class PassLog(Callback):
@@ -428,9 +490,8 @@ def make_task(cfg: PaperConfig, model: nn.Module, Xtr: torch.Tensor, ytr: torch.
     opt = _make_optimizer(cfg, model)
     schedule = PassSchedule(cfg, Xtr, ytr)
     reduction = "sum" if isinstance(opt, SDLM) else "mean"  # SDLM: summed loss = B successive steps
-    transform = (lambda X: distort(X, task.state["generator"], prob=cfg.distort_prob)) if cfg.distortions else None
     task = Task(model, opt, lambda out, y: _loss_fn(cfg, out, y, reduction), lambda epoch: schedule.batches(task),
-                evals=evals, predict=argmin_labels if _is_rbf(model) else argmax_labels, transform=transform,
+                evals=evals, predict=argmin_labels if _is_rbf(model) else argmax_labels,
                 reduction=reduction, device=device, train_context=_no_mkldnn)  # fmt: skip
     return task, schedule
 
@@ -454,6 +515,12 @@ def _resume(cfg: PaperConfig, ckpt_path: Path, model: nn.Module, opt: torch.opti
 def _prepare(cfg: PaperConfig, data: Any) -> tuple[torch.Tensor, ...]:
     if cfg.copies < 1 or (cfg.copies > 1 and not cfg.distortions):
         raise ValueError(f"copies must be 1, or more with distortions (identical copies add nothing), got {cfg.copies}")
+    if cfg.distortion_protocol not in ("fresh", "fixed"):
+        raise ValueError(f"distortion_protocol must be 'fresh' or 'fixed', not {cfg.distortion_protocol!r}")
+    if cfg.distortion_protocol == "fixed" and (not cfg.distortions or cfg.copies < 2):
+        raise ValueError("the fixed protocol needs distortions and copies >= 2 (the original + distorted copies)")
+    if not cfg.distort_range > 0:
+        raise ValueError(f"distort_range must be positive, got {cfg.distort_range}")
     Xtr, ytr, Xte, yte = data if data is not None else mnist_tensors(cfg.model)
     if cfg.validation:
         Xtr, ytr, Xte, yte = hold_out(Xtr, ytr, cfg.validation)

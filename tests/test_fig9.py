@@ -6,6 +6,7 @@ Fast: small subsets of MNIST (the data cache or $LENET_DATA_MIRROR), seconds per
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from lenet_utils.data import load_split
 from lenet_utils.fig9 import ROWS, append_result, get_row, run_row
 from lenet_utils.fig9.base import flat_inputs
 from lenet_utils.fig9.knn import fit_knn, knn_vote, nearest
-from lenet_utils.fig9.rows import COLUMNS
+from lenet_utils.fig9.rows import COLUMNS, read_results
 from lenet_utils.fig9.tangent import tangent_distance, tangent_vectors
 from lenet_utils.optim import gauss_newton_diagonal
 
@@ -232,6 +233,8 @@ def test_tangent_distance_ignores_a_small_translation() -> None:
 def test_classic_rows_learn_on_a_subset(row: str, max_error: float) -> None:
     res = run_row(row, train_subset=2000, test_subset=300)
     assert res["error_pct"] < 100 * max_error, res
+    # rejection: some digits must go (the error is above 0.5%), not all of them
+    assert 0 < res["reject_for_0_5_pct"] < 100 and res["reject_for_0_5_pct"] >= res["error_pct"] - 0.5
     assert res["train_size"] == 2000 and res["test_size"] == 300 and res["macs_per_image"] > 0
     assert res["parameters"] > 0 and res["paper_error_pct"] == get_row(row).paper_error
 
@@ -246,14 +249,16 @@ def test_rbf_row_depends_on_its_seed_and_repeats() -> None:
 
 def test_every_row_has_the_paper_value_and_a_way_or_a_reason() -> None:
     names = [r.name for r in ROWS]
-    assert len(names) == len(set(names)) == 28
+    assert len(names) == len(set(names)) == 33
     for r in ROWS:
         assert 0 < r.paper_error < 13
-        assert r.family in ("classic", "net", None)
+        assert r.family in ("classic", "net", "features", "boost", None)
         assert r.family is not None or r.note  # a row not run says why
-        if r.family == "net":
+        if r.family in ("net", "boost"):
             assert r.spec[0] == "paper" or r.spec[0] in models.PAPER_NETS
-    assert math.isclose(sum(r.paper_error for r in ROWS if r.name.startswith("lenet5")), 0.95 + 0.85 + 0.8)
+        if r.family == "features":
+            assert r.spec[0] in ("knn", "local")
+    assert math.isclose(sum(r.paper_error for r in ROWS if r.name.startswith("lenet5")), 0.95 + 0.85 + 0.8 + 0.8)
 
 
 # ------------------------------------------------------------------------------------------
@@ -269,7 +274,7 @@ def test_command_lists_rows(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [(["fig9", "nope"], "unknown Fig. 9 row"), (["fig9", "knn", "--seed", "1"], "deterministic"),
-     (["fig9", "boosted-lenet4-dist"], "cannot be run")],
+     (["fig9", "rs-svm-poly5-deslant"], "cannot be run")],
 )  # fmt: skip
 def test_command_bad_input_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(argv) == 2
@@ -327,3 +332,256 @@ def test_command_refuses_a_results_file_of_other_columns(tmp_path: Path, capsys:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "different columns" in err and "\n" not in err
     assert out.read_text() == "run_id,sweep,seed\nx,y,0\n"  # untouched
+
+
+# ------------------------------------------------------------------------------------------
+# The fully connected nets' settings, the fixed distortion set, the huge distortions
+
+
+def test_fc_nets_take_their_own_damping_and_say_so() -> None:
+    from lenet_utils.fig9.nets import FC_SETTINGS, NET_SETTINGS, net_settings, recipe_tag
+    from lenet_utils.fig9.rows import run_id
+
+    assert NET_SETTINGS == {"init": "sqrt", "mu": 1.0, "batch_size": 10}  # LeNet-5's committed recipe
+    for model in ("paper", "lenet1", "lenet4"):
+        assert net_settings(model) == NET_SETTINGS and recipe_tag(model) == ""
+    for model in ("fc-300", "fc-1000", "fc-300-100", "fc-500-150", "fc20-300"):
+        assert net_settings(model) == {**NET_SETTINGS, **FC_SETTINGS} != NET_SETTINGS
+    tag = recipe_tag("fc-300")
+    assert tag == f"mu={FC_SETTINGS['mu']:g}"
+    # a result of the old settings (no tag) is never taken for one of the new
+    assert run_id("fc-300", 0, 60_000, 10_000, 20).endswith("|" + tag)
+    assert run_id("lenet5", 0, 60_000, 10_000, 20) == "lenet5|seed=0|train=60000|test=10000|passes=20"
+
+
+def test_fc_validation_holds_out_training_digits(tmp_path: Path) -> None:
+    from lenet_utils.fig9.fc_study import FC_VALIDATION_COLUMNS, fc_validation
+
+    out = tmp_path / "fc_validation.csv"
+    argv = ["fig9", "--fc-validation", str(out), "--models", "fc-300", "--mus", "1,0.1", "--passes", "1",
+            "--train-subset", "300"]  # fmt: skip
+    assert cli_main(argv) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == FC_VALIDATION_COLUMNS and [r["mu"] for r in rows] == ["1.0", "0.1"]
+    assert all(r["validation_size"] == "10000" and r["train_size"] == "300" for r in rows)
+    assert rows[0]["validation_error_pct"] != rows[1]["validation_error_pct"]  # mu changes the run
+    assert "--fc-validation" in rows[0]["command"]
+    # done runs are skipped: nothing trained again
+    assert fc_validation(["fc-300"], [1.0, 0.1], passes=1, train_subset=300, out=out) == []
+
+
+@pytest.mark.parametrize(("row", "setting", "value"),
+                         [("lenet5-huge-dist", "distort_range", 2.0),
+                          ("lenet5-dist-fixed", "distortion_protocol", "fixed")])  # fmt: skip
+def test_distortion_rows_train_with_their_setting(tmp_path: Path, row: str, setting: str, value: object) -> None:
+    import json
+
+    result = run_row(row, seed=1, train_subset=30, test_subset=20, passes=1, run_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    config = json.loads((folder / "run.json").read_text())["config"]
+    assert config[setting] == value and config["copies"] == 10 and config["distortions"]
+    assert result["train_size"] == 30 and result["passes"] == 1
+
+
+# ------------------------------------------------------------------------------------------
+# Rejection (Fig. 10), LeNet-4's features, boosting
+
+
+def test_rejection_for_error_known_answers() -> None:
+    from lenet_utils.fig9.reject import rejection_for_error
+
+    conf = torch.arange(1000.0)
+    wrong = torch.zeros(1000, dtype=torch.bool)
+    wrong[[0, 5, 10, 20, 30, 40, 500, 999]] = True  # 8 mistakes: 0.8%
+    # refusing the 21 least confident leaves 4 mistakes among 979 (0.41%); 20 would leave 5 of 980 (0.51%)
+    assert rejection_for_error(conf, wrong) == pytest.approx(2.1)
+    tied = conf.clone()
+    tied[21] = tied[20]  # the 21st and 22nd digits are refused together
+    assert rejection_for_error(tied, wrong) == pytest.approx(2.2)
+    assert rejection_for_error(conf, wrong, target=0.01) == 0.0  # 0.8% is under 1% already
+    assert rejection_for_error(conf, torch.ones(1000, dtype=torch.bool)) == 100.0
+    assert rejection_for_error(torch.zeros(1000), wrong) == 100.0  # one confidence: all or nothing
+    assert rejection_for_error(-conf, wrong) > 50  # confident mistakes: most digits must go
+    with pytest.raises(ValueError, match="as many"):
+        rejection_for_error(conf[:10], wrong)
+
+
+def test_confidences_margin_penalty_and_neighbours() -> None:
+    from lenet_utils.fig9.reject import margin, neighbour_confidence, penalty_margin
+
+    s = torch.tensor([[0.1, 0.9, 0.3], [2.0, -1.0, 1.5]])
+    assert torch.allclose(margin(s), torch.tensor([0.6, 0.5], dtype=torch.float64))
+    assert torch.allclose(penalty_margin(s), torch.tensor([0.2, 2.5], dtype=torch.float64))
+    labels = torch.tensor([[1, 1, 1, 2], [1, 1, 2, 2], [1, 1, 1, 1]])
+    dists = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 1.5, 1.1, 9.0], [1.0, 2.0, 3.0, 5.0]])
+    c = neighbour_confidence(labels, dists, torch.tensor([1, 1, 1]), k=3)
+    assert c[0] == pytest.approx(6 + 3 / 5)  # 3 votes to 0; other class at 4 vs 1
+    assert c[1] == pytest.approx(2 + 0.1 / 2.1)  # 2 votes to 1; other class at 1.1 vs 1
+    assert c[2] == pytest.approx(6 + 4 / 6)  # no other class among the 4: the 4th distance stands in
+    assert c[1] < c[0] < c[2]
+
+
+def test_local_scores_match_a_ridge_per_query() -> None:
+    from sklearn.linear_model import Ridge
+
+    from lenet_utils.fig9.features import local_scores
+
+    g = torch.Generator().manual_seed(0)
+    P, labels = torch.randn(200, 6, generator=g), torch.randint(0, 10, (200,), generator=g)
+    Fq = torch.randn(7, 6, generator=g)
+    K, lam = 30, 0.3
+    got = local_scores(Fq, P, labels, K, (lam, 3.0), block=3)
+    assert set(got) == {lam, 3.0} and got[lam].shape == (7, 10)
+    ix = nearest(Fq, P, K)[1]
+    targets = 2 * F.one_hot(labels, 10).double() - 1
+    for i in range(7):  # the same criterion: mean squared error + lam |W|^2, the bias free
+        r = Ridge(alpha=lam * K).fit(P[ix[i]].double().numpy(), targets[ix[i]].numpy())
+        want = r.predict(Fq[i : i + 1].double().numpy())[0]
+        assert torch.allclose(got[lam][i], torch.from_numpy(want), atol=1e-8)
+
+
+def test_penultimate_features_feed_lenet4s_last_layers() -> None:
+    from lenet_utils.fig9.features import penultimate
+
+    torch.manual_seed(0)
+    net = models.lenet4(init="sqrt").eval()
+    X = torch.randn(5, 1, 32, 32)
+    f = penultimate(net, X)
+    assert f.shape == (5, 120)
+    with torch.no_grad():
+        assert torch.allclose(net[11:](f), net(X), atol=1e-5)
+
+
+def test_boosting_filters_and_sum() -> None:
+    from lenet_utils.fig9.boost import balanced_selection, disagreement_selection, sum_outputs
+
+    correct = torch.tensor([True, False, True, True, False, True, True, False, True])
+    sel = balanced_selection(correct, 4)
+    assert sel.tolist() == [0, 1, 2, 4] and int(correct[sel].sum()) == 2  # 2 right, 2 wrong, stream order
+    sel = balanced_selection(correct, 100)  # only 3 mistakes: 3 of each
+    assert len(sel) == 6 and int((~correct[sel]).sum()) == 3 and torch.equal(sel, sel.sort().values)
+    assert len(balanced_selection(torch.ones(5, dtype=torch.bool), 4)) == 0  # no mistake, nothing to balance
+    p1, p2 = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 7, 2, 8, 9, 5])
+    assert disagreement_selection(p1, p2, 10).tolist() == [1, 3, 4]
+    assert disagreement_selection(p1, p2, 2).tolist() == [1, 3]
+    # summing the place code's penalties = summing the ten F6 outputs (largest sum wins)
+    torch.manual_seed(1)
+    xs = [torch.rand(50, 10) * 3.4 - 1.7 for _ in range(3)]
+    rbf = models.place_code_output()
+    with torch.no_grad():
+        labels, conf = sum_outputs([rbf(x) for x in xs])
+    assert torch.equal(labels, torch.stack(xs).sum(0).argmax(1))
+    top2 = torch.stack(xs).sum(0).topk(2, dim=1).values.double()
+    assert torch.allclose(conf, 4 * (top2[:, 0] - top2[:, 1]), atol=1e-5)  # y_i = const - 4 x_i
+
+
+def test_feature_rows_share_the_lenet4_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs, out = tmp_path / "runs", tmp_path / "fig9.csv"
+    a = run_row("lenet4-knn", seed=0, train_subset=600, test_subset=200, passes=1, run_dir=runs)
+    argv = ["fig9", "lenet4-local", "--train-subset", "600", "--test-subset", "200", "--passes", "1",
+            "--out", str(out), "--run-dir", str(runs)]  # fmt: skip
+    assert cli_main(argv) == 0
+    assert cli_main(argv) == 0 and "already in" in capsys.readouterr().out  # the command finds its run id
+    (b,) = read_results(out)
+    assert [p.name for p in runs.iterdir()] == ["lenet4_seed0_n600_t200_p1"]  # one net, trained once
+    ia, ib = json.loads(a["info"]), json.loads(b["info"])
+    assert ia["lenet4_info"]["passes_trained_here"] == 1 and ib["lenet4_info"]["passes_trained_here"] == 0
+    assert ia["k"] in (1, 3, 5, 7, 9) and (ib["K"], ib["decay"]) != ("", "")
+    assert ia["validation"] == ib["validation"] == 100
+    for r in (a, b):
+        assert float(r["error_pct"]) < 60 and 0 < float(r["reject_for_0_5_pct"]) <= 100
+        assert int(r["macs_per_image"]) > 200_000 and r["passes"] in (1, "1")
+
+
+def test_boosted_row_trains_three_resumable_nets(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    a = run_row("boosted-lenet4-dist", seed=0, train_subset=200, test_subset=100, passes=1, run_dir=runs)
+    (folder,) = runs.iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["net1", "net2", "net3"]
+    info = json.loads(a["info"])
+    n2 = info["screening"]["net2"]
+    assert n2["kept"] % 2 == 0 and 0 < n2["kept"] <= 200 and n2["screened"] % 200 == 0
+    assert 0 < info["screening"]["net3"]["kept"] <= 200 and len(info["net_errors"]) == 3
+    assert a["macs_per_image"] == 3 * 262_406 and a["parameters"] == 3 * 50_698
+    b = run_row("boosted-lenet4-dist", seed=0, train_subset=200, test_subset=100, passes=1, run_dir=runs)
+    assert b["error_pct"] == a["error_pct"] and json.loads(b["info"])["screening"] == info["screening"]
+    assert json.loads(b["info"])["net1_info"]["passes_trained_here"] == 0
+
+
+def test_old_results_file_reads_and_upgrades(tmp_path: Path) -> None:
+    from lenet_utils.fig9.rows import OLD_COLUMNS, already_done, upgrade_results_file
+
+    out = tmp_path / "fig9.csv"
+    old = {c: "x" for c in OLD_COLUMNS} | {"run_id": "old|seed=0"}
+    out.write_text(",".join(OLD_COLUMNS) + "\n" + ",".join(old[c] for c in OLD_COLUMNS) + "\n")
+    (row,) = read_results(out)
+    assert row["reject_for_0_5_pct"] == "" and row["run_id"] == "old|seed=0" and list(row) == COLUMNS
+    assert already_done(out, "old|seed=0") and not already_done(out, "new|seed=0")
+    new = {c: "y" for c in COLUMNS} | {"run_id": "new|seed=0", "reject_for_0_5_pct": 1.5}
+    assert append_result(out, new)  # the file gains the column, the old row keeps its values
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == COLUMNS and [r["run_id"] for r in rows] == ["old|seed=0", "new|seed=0"]
+    assert rows[0]["reject_for_0_5_pct"] == "" and rows[0]["error_pct"] == "x"
+    assert rows[1]["reject_for_0_5_pct"] == "1.5"
+    assert not upgrade_results_file(out)  # already new: left alone
+    assert not append_result(out, new)
+
+
+def _as_old_file(out: Path, error_of_first: str | None = None) -> list[dict[str, str]]:
+    """Rewrite ``out`` as a results file written before the rejection column (the first row's
+    error replaced by ``error_of_first`` if given); its rows as they were."""
+    from lenet_utils.fig9.rows import OLD_COLUMNS
+
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, OLD_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows([{**r, "error_pct": error_of_first} if i == 0 and error_of_first else r
+                     for i, r in enumerate(rows)])  # fmt: skip
+    return rows
+
+
+def test_fill_rejection_of_old_rows_without_retraining(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, runs = tmp_path / "fig9.csv", tmp_path / "runs"
+    common = ["--train-subset", "500", "--test-subset", "200", "--out", str(out), "--run-dir", str(runs)]
+    assert cli_main(["fig9", "linear", *common]) == 0
+    assert cli_main(["fig9", "lenet1", "--passes", "1", *common]) == 0
+    before = _as_old_file(out)
+    assert all(r["reject_for_0_5_pct"] not in ("", None) for r in before)
+    assert cli_main(["fig9", "--fill-rejection", "--out", str(out), "--run-dir", str(runs)]) == 0  # nets only
+    assert "filled for 1 rows" in capsys.readouterr().out
+    assert [r["reject_for_0_5_pct"] for r in read_results(out)] == ["", before[1]["reject_for_0_5_pct"]]
+    assert cli_main(["fig9", "--fill-rejection", "classic", "--out", str(out), "--run-dir", str(runs)]) == 0
+    assert [r["reject_for_0_5_pct"] for r in read_results(out)] == [r["reject_for_0_5_pct"] for r in before]
+    # a stored error the classifier does not reproduce: refused, the file untouched
+    _as_old_file(out, error_of_first="99.0")
+    text = out.read_text()
+    assert cli_main(["fig9", "--fill-rejection", "all", "--out", str(out), "--run-dir", str(runs)]) == 1
+    assert "came out as" in capsys.readouterr().err and out.read_text() == text
+
+
+def test_pairwise_decisions_are_scikit_learns_votes() -> None:
+    from sklearn.svm import SVC
+
+    from lenet_utils.fig9.linear import fit_pairwise
+    from lenet_utils.fig9.reject import pairwise_decide
+    from lenet_utils.fig9.svm import fit_svm_poly
+
+    # three classes; outputs > 0 favour the pair's second class: (0,1), (0,2), (1,2)
+    labels, conf = pairwise_decide(torch.tensor([[-1.0, -2.0, 0.5], [1.0, 0.3, -0.2], [1.0, -1.0, 1.0]]), 3)
+    assert labels.tolist() == [0, 1, 0]  # 0 beats both; 1 beats both; a 1-1-1 tie goes to the summed outputs
+    assert conf[0] == pytest.approx(1.0) and conf[1] == pytest.approx(0.2) and conf[2] == pytest.approx(-1.0)
+    X, y = load_split("mnist", True)
+    Xtr, ytr, Xq = flat_inputs(X[:600], "deslant"), y[:600], flat_inputs(X[600:900], "deslant")
+    ours = fit_pairwise(Xtr, ytr).decide(Xq)
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.multiclass import OneVsOneClassifier
+
+    ovo = OneVsOneClassifier(RidgeClassifier(alpha=1.0)).fit(Xtr.numpy(), ytr.numpy())
+    assert torch.equal(ours[0], torch.from_numpy(ovo.predict(Xq.numpy())).long())
+    svm = fit_svm_poly(Xtr, ytr).decide(Xq)[0]
+    ref = SVC(kernel="poly", degree=4, gamma="scale", coef0=1.0, C=10.0, break_ties=True).fit(Xtr.numpy(), ytr.numpy())
+    assert torch.equal(svm, torch.from_numpy(ref.predict(Xq.numpy())).long())

@@ -224,3 +224,81 @@ def test_committed_distortion_checkpoint_reaches_target() -> None:
     log = paper.load_log(DISTORTED.parent / "log.csv")
     assert abs(log[-1]["test_error"] - err) < 1e-6
     assert err <= 0.0085, f"test error {100 * err:.2f}% > 0.85% (the paper: 0.8%)"
+
+
+# ------------------------------------------------------------------------------------------
+# The distortion protocols (fresh every pass, or the paper's fixed set) and their ranges
+
+
+def _pass_patterns(cfg: paper.PaperConfig, X: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Every pattern of one pass, indexed by its number j in ``[0, N * copies)`` (not by its place)."""
+    from types import SimpleNamespace
+
+    schedule = paper.PassSchedule(cfg, X, y)
+    task = SimpleNamespace(state={}, optimizer=None, device=torch.device("cpu"))
+    schedule.epoch_start(task, epoch)  # type: ignore[arg-type]
+    xs, ys = zip(*schedule.batches(task), strict=True)  # type: ignore[arg-type]
+    order = task.state["order"]
+    assert torch.equal(torch.cat(ys), y[order % len(X)])
+    out = torch.empty(len(order), *X.shape[1:])
+    out[order] = torch.cat(xs)
+    return out  # (N * copies, 1, 32, 32)
+
+
+def test_fixed_protocol_reuses_each_copy_and_keeps_the_originals() -> None:
+    Xtr, ytr, _, _ = paper.mnist_tensors("paper")
+    X, y, n = Xtr[:40], ytr[:40], 40
+    fixed = paper.PaperConfig(distortions=True, copies=3, distortion_protocol="fixed", seed=5)
+    a, b = _pass_patterns(fixed, X, y, 1), _pass_patterns(fixed, X, y, 2)
+    assert torch.equal(a, b)  # copy k of image i is the same pattern in both passes
+    assert torch.equal(a[:n], X)  # copy 0: the originals, undistorted, once per pass
+    moved = (a[n:] - X.repeat(2, 1, 1, 1)).abs().flatten(1).amax(1)
+    assert (moved > 0.1).all()  # copies 1 and 2: every one distorted
+    assert not torch.equal(a[n : 2 * n], a[2 * n :])  # and the two copies differ
+    other = paper.PaperConfig(distortions=True, copies=3, distortion_protocol="fixed", seed=6)
+    assert not torch.equal(_pass_patterns(other, X, y, 1)[n:], a[n:])  # the set depends on the seed
+    # the parameters of (i, k) do not depend on how many images there are
+    assert torch.equal(paper.fixed_draws(5, 10, 3), paper.fixed_draws(5, 40, 3)[:10])
+    fresh = paper.PaperConfig(distortions=True, copies=3, seed=5)
+    c, d = _pass_patterns(fresh, X, y, 1), _pass_patterns(fresh, X, y, 2)
+    differ = (c - d).abs().flatten(1).amax(1) > 1e-6
+    assert differ.float().mean() > 0.9  # fresh: new draws every pass (10% kept as they are, twice: 1%)
+
+
+def test_distort_range_scales_every_range() -> None:
+    cfg = paper.PaperConfig(distortions=True, distort_range=2.0)
+    schedule = paper.PassSchedule(cfg, torch.zeros(1, 1, 32, 32), torch.zeros(1, dtype=torch.long))
+    assert schedule.ranges == {"shift": 4.0, "scale": 0.2, "squeeze": 0.2, "shear": 0.4}
+    x = torch.full((1, 1, 32, 32), -0.1)
+    x[0, 0, 14:18, 14:18] = 1.175
+    u = torch.tensor([[0.5, 0.5, 0.5, 1.0, 0.5]])  # scale, squeeze, shear at 1, 1, 0; x shift at its maximum
+    cols = torch.arange(32.0)
+
+    def centre(img: torch.Tensor) -> float:
+        ink = (img[0, 0] + 0.1).sum(0)  # (32,) ink per column
+        return float((ink * cols).sum() / ink.sum())
+
+    for rng in (1.0, 2.0):
+        ranges = {k: v * rng for k, v in paper.DISTORT_RANGES.items()}
+        moved = paper.affine_distort(x, u, torch.tensor([True]), **ranges)
+        assert centre(moved) - centre(x) == pytest.approx(2.0 * rng, abs=0.05)
+    with pytest.raises(ValueError, match="distort_range"):
+        label = torch.zeros(1, dtype=torch.long)
+        paper.train(paper.PaperConfig(distortions=True, distort_range=0.0, passes=1), data=(x, label, x, label))
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "changed"),
+    [({"distortion_protocol": "fixed"}, {}, "distortion_protocol"), ({}, {"distort_range": 2.0}, "distort_range")],
+)
+def test_resume_refuses_another_protocol_or_range(tmp_path: Path, first: dict, then: dict, changed: str) -> None:
+    from lenet_utils.settings import SettingsChangedError
+
+    Xtr, ytr, Xte, yte = paper.mnist_tensors("paper")
+    data = (Xtr[:60], ytr[:60], Xte[:20], yte[:20])
+    base = {"init": "sqrt", "mu": 1.0, "distortions": True, "copies": 2, "threads": 1}
+    paper.train(paper.PaperConfig(passes=1, **base, **first), tmp_path, data=data)
+    with pytest.raises(SettingsChangedError, match=changed):
+        paper.train(paper.PaperConfig(passes=2, **base, **then), tmp_path, data=data)
+    with pytest.raises(ValueError, match="fixed protocol"):
+        paper.train(paper.PaperConfig(passes=1, distortion_protocol="fixed", copies=1, distortions=True), data=data)

@@ -3,6 +3,9 @@
 # (classifier, seed) appended to data/results/fig9.csv. Resumable: a run already in the CSV is
 # skipped, a network killed mid-run continues from its last pass (data/fig9/<row>_seed<N>/).
 # Cheapest first; randomised rows get seeds 0, 1, 2. `python -m lenet_utils fig9 --list` lists the rows.
+# The fully connected nets run with their own damping (lenet_utils.fig9.nets.FC_SETTINGS, chosen in
+# data/fig9/fc_validation.csv): their run ids and folders carry it (e.g. fc-300_seed0_mu0.1), so
+# results and checkpoints of the earlier mu = 1 settings are neither reused nor in the way.
 set -e
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -18,9 +21,29 @@ for seed in 0 1 2; do
     $RUN $row --seed $seed
   done
 done
-# with distortions: the paper's 600,000 patterns per pass, ten times the cost of the plain runs
+# with distortions: the paper's 600,000 patterns per pass, ten times the cost of the plain runs.
+# lenet5-huge-dist: every distortion range doubled; lenet5-dist-fixed: the paper's protocol (the
+# original + 9 distorted copies of each image drawn once, the same in every pass)
 for seed in 0 1 2; do
-  for row in fc-300-dist fc-300-100-dist fc-500-150-dist fc-1000-dist lenet5-dist; do
+  for row in lenet5-dist lenet5-dist-fixed lenet5-huge-dist fc-300-dist fc-300-100-dist fc-500-150-dist fc-1000-dist; do
     $RUN $row --seed $seed
   done
+done
+# the fully connected nets under the fixed protocol too (last: the least needed)
+for seed in 0 1 2; do
+  for row in fc-300-dist-fixed fc-300-100-dist-fixed fc-500-150-dist-fixed fc-1000-dist-fixed; do
+    $RUN $row --seed $seed
+  done
+done
+# LeNet-4 with k-NN / local learning in place of its last layer: each reuses the lenet4 run of its seed
+# (data/fig9/lenet4_seed<N>/, trained above; trained here if missing), minutes each
+for seed in 0 1 2; do
+  for row in lenet4-knn lenet4-local; do
+    $RUN $row --seed $seed
+  done
+done
+# boosted LeNet-4: net 1 with distortions (600,000 patterns per pass), nets 2 and 3 on 60,000 filtered
+# distorted digits each; three resumable run folders (data/fig9/boosted-lenet4-dist_seed<N>/net1..3)
+for seed in 0 1 2; do
+  $RUN boosted-lenet4-dist --seed $seed
 done

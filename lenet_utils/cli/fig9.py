@@ -32,7 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=str(DEFAULT_RUNS),
                    help=f"networks: folder of resumable run folders (default {DEFAULT_RUNS})")  # fmt: skip
     p.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--fc-validation", metavar="CSV", default=None,
+                   help="instead of a row: the fully connected nets' mu study on 10,000 held-out training "
+                   "digits (lenet_utils.fig9.fc_study), appended to CSV; with --models, --mus, --passes")
+    p.add_argument("--models", default="fc-300", help="--fc-validation: comma-separated nets (default fc-300)")
+    p.add_argument("--mus", default="1,0.1,0.02", help="--fc-validation: comma-separated mu (default 1,0.1,0.02)")
+    p.add_argument("--fill-rejection", nargs="?", const="net", choices=["net", "classic", "all"], default=None,
+                   help="instead of running a row: fill the rejection column of --out's rows written before it "
+                   "(net: finished networks from --run-dir, tested again; classic: deterministic rows "
+                   "refitted)")  # fmt: skip
     return p
+
+
+def _fc_validation(a: argparse.Namespace, words: list[str]) -> int:
+    from ..fig9.fc_study import fc_validation
+
+    command = "python -m lenet_utils fig9 " + " ".join(shlex.quote(w) for w in words)
+    rows = fc_validation(a.models.split(","), [float(m) for m in a.mus.split(",")], passes=a.passes,
+                         seed=a.seed, train_subset=a.train_subset, out=a.fc_validation, command=command)  # fmt: skip
+    for r in rows:
+        print(f"{r['model']} mu {r['mu']:g}: train {r['train_error_pct']:.2f}%, held out "
+              f"{r['validation_error_pct']:.2f}% after {r['passes']} passes ({r['cpu_seconds']:.0f} s CPU)")
+    return 0
 
 
 def _list() -> str:
@@ -44,6 +65,22 @@ def _list() -> str:
         status = "" if r.family else f"  [{r.note}]"
         lines.append(f"{r.name:<{width}}  {r.paper_error:>7.2f}  {r.preprocessing:<16}  {r.classifier}{status}")
     return "\n".join(lines)
+
+
+def _fill(out: str, run_dir: str, which: str) -> int:
+    from ..fig9.reject import fill_rejection
+    from ..sweep import SweepBusyError
+    from ..threads import threads
+
+    families = {"net": ("net",), "classic": ("classic",), "all": ("net", "classic")}[which]
+    try:
+        with threads(1):
+            filled = fill_rejection(out, run_dir, families=families)
+    except (OSError, RuntimeError, SweepBusyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"rejection filled for {len(filled)} rows of {out}" + "".join(f"\n  {rid}" for rid in filled))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.list:
         print(_list())
         return 0
+    if a.fc_validation:
+        return _fc_validation(a, list(argv if argv is not None else sys.argv[2:]))
+    if a.fill_rejection:
+        return _fill(a.out, a.run_dir, a.fill_rejection)
     if a.row is None:
         parser.error("give a ROW (python -m lenet_utils fig9 --list shows them)")
     try:
@@ -70,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rid = run_id(row.name, a.seed, min(a.train_subset or 60_000, 60_000), min(a.test_subset or 10_000, 10_000),
-                 a.passes if row.family == "net" else "")  # fmt: skip
+                 "" if row.family == "classic" else a.passes)  # fmt: skip
     try:
         if already_done(a.out, rid):
             print(f"{rid} is already in {a.out}: nothing to do")

@@ -13,6 +13,9 @@ module              what
 :mod:`.rbf`         1000 Gaussian RBF units (k-means centres) + linear classifier
 :mod:`.svm`         SVM with a polynomial kernel of degree 4 (scikit-learn's SVC)
 :mod:`.nets`        LeNet-1, LeNet-4, LeNet-5 and the fully connected nets, 1998 recipe
+:mod:`.features`    LeNet-4's 120 features + k-NN or local learning (in place of its last layer)
+:mod:`.boost`       boosted LeNet-4: three nets, the second and third on filtered distorted digits
+:mod:`.reject`      confidences and the rejection needed for 0.5% error (the paper's Fig. 10)
 :mod:`.rows`        the rows of Fig. 9 with the paper's values; run one, append its result
 ==================  ========================================================================
 

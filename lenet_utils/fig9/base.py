@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-__all__ = ["Fitted", "flat_inputs", "to_numpy"]
+__all__ = ["Fitted", "flat_inputs", "from_decide", "score_decide", "to_numpy"]
 
 
 @dataclass
@@ -30,12 +30,38 @@ class Fitted:
         parameters: values the classifier stores (weights, prototypes, support vectors): the
             "memory" of the paper's Fig. 12.
         info: anything else worth recording (number of support vectors, chosen sizes...).
+        decide: ``(N, D)`` digits -> ``((N,) labels, (N,) confidences)``, larger is surer (the
+            paper's Fig. 10, rejection: :mod:`.reject`); the labels are ``predict``'s.
     """
 
     predict: Callable[[torch.Tensor], torch.Tensor]
     macs: int
     parameters: int
     info: dict[str, Any] = field(default_factory=dict)
+    decide: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+
+def from_decide(decide: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], macs: int, parameters: int,
+                info: dict[str, Any]) -> Fitted:  # fmt: skip
+    """A :class:`Fitted` whose ``predict`` is ``decide``'s labels."""
+    return Fitted(lambda Xq: decide(Xq)[0], macs=macs, parameters=parameters, info=info, decide=decide)
+
+
+Decide = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def score_decide(scores: Callable[[torch.Tensor], Any], classes: Any) -> Decide:
+    """``decide`` for a classifier of scores (larger is better): ``scores(Xq)`` (N, C) array or
+    tensor, ``classes`` the label of each column; labels by the best score, confidence the margin."""
+    from .reject import margin
+
+    cls = torch.as_tensor(classes).long()
+
+    def decide(Xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = torch.as_tensor(scores(Xq)).double()  # (N, C)
+        return cls[s.argmax(1)], margin(s)
+
+    return decide
 
 
 def to_numpy(x: torch.Tensor) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Fitted
+from .base import Fitted, from_decide
 
 __all__ = ["fit_knn", "knn_vote", "nearest"]
 
@@ -40,13 +40,22 @@ def knn_vote(labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
     return votes.argmax(1)
 
 
-def fit_knn(X: torch.Tensor, y: torch.Tensor, *, k: int = 3) -> Fitted:
-    """Store the training digits; predict by the ``k`` nearest (Euclidean)."""
-    P, labels = X.float().contiguous(), y.long()
+def fit_knn(X: torch.Tensor, y: torch.Tensor, *, k: int = 3, confidence_from: int = 10) -> Fitted:
+    """Store the training digits; predict by the ``k`` nearest (Euclidean).
 
-    def predict(Xq: torch.Tensor) -> torch.Tensor:
-        _, ix = nearest(Xq.float(), P, k)
-        return knn_vote(labels[ix])
+    The confidence (:func:`.reject.neighbour_confidence`) looks at the ``confidence_from``
+    nearest (at least ``k``) for the nearest prototype of another class; the labels are the
+    ``k`` nearest's vote either way.
+    """
+    from .reject import neighbour_confidence
+
+    P, labels = X.float().contiguous(), y.long()
+    K = min(max(k, confidence_from), len(P))
+
+    def decide(Xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d, ix = nearest(Xq.float(), P, K)
+        pred = knn_vote(labels[ix[:, :k]])
+        return pred, neighbour_confidence(labels[ix], d, pred, k)
 
     m, d = P.shape
-    return Fitted(predict, macs=m * d, parameters=m * d, info={"k": k})
+    return from_decide(decide, m * d, m * d, {"k": k})

@@ -16,13 +16,19 @@ Our choices (the paper gives neither the criterion nor the training procedure):
   each unit vote; ties are broken by the summed confidences. ``combine="sum"`` instead scores
   class i by the sum of the outputs of the units (i, j) minus those of the units (j, i), i.e.
   every unit's signed output added to the class it favours and taken from the other.
+* **Confidence** (rejection, :mod:`.reject`): the margin of the outputs for the linear classifier
+  and the pairwise sum; for the pairwise vote, the winner's weakest duel (the smallest output in
+  its favour among its 9 units: negative when it lost one). The margin of scikit-learn's vote
+  scores (votes plus squashed summed outputs) is a poor confidence: measured on the deslanted
+  row (60,000 / 10,000), it needs 99.5% of the test digits rejected for 0.5% error, the weakest
+  duel 14.5%.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import Fitted, to_numpy
+from .base import Fitted, from_decide, score_decide, to_numpy
 
 __all__ = ["fit_linear", "fit_pairwise"]
 
@@ -33,12 +39,9 @@ def fit_linear(X: torch.Tensor, y: torch.Tensor, *, alpha: float = 1.0) -> Fitte
 
     clf = RidgeClassifier(alpha=alpha).fit(to_numpy(X), to_numpy(y))
     d = X.shape[1]
-
-    def predict(Xq: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(clf.predict(to_numpy(Xq))).long()
-
-    n = 10 * (d + 1)
-    return Fitted(predict, macs=n, parameters=n, info={"alpha": alpha})
+    n = 10 * (d + 1)  # labels = scikit-learn's predict (the largest output); confidence: the margin
+    return from_decide(score_decide(lambda Xq: clf.decision_function(to_numpy(Xq)), clf.classes_), n, n,
+                       {"alpha": alpha})  # fmt: skip
 
 
 def fit_pairwise(X: torch.Tensor, y: torch.Tensor, *, alpha: float = 1.0, combine: str = "vote") -> Fitted:
@@ -54,17 +57,20 @@ def fit_pairwise(X: torch.Tensor, y: torch.Tensor, *, alpha: float = 1.0, combin
     classes = torch.from_numpy(clf.classes_).long()
     pairs = [(i, j) for i in range(len(classes)) for j in range(i + 1, len(classes))]  # sklearn's order
 
-    def predict(Xq: torch.Tensor) -> torch.Tensor:
-        if combine == "vote":
-            return torch.from_numpy(clf.predict(to_numpy(Xq))).long()
+    def decide(Xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .reject import pairwise_decide
+
         xq = to_numpy(Xq)
+        out = torch.stack([torch.from_numpy(unit.decision_function(xq)).double() for unit in clf.estimators_], 1)
+        if combine == "vote":  # scikit-learn's vote (its predict), the winner's weakest duel
+            col, conf = pairwise_decide(out, len(classes))
+            return classes[col], conf
         score = torch.zeros(len(Xq), len(classes), dtype=torch.float64)
-        for (i, j), unit in zip(pairs, clf.estimators_, strict=True):
-            out = torch.from_numpy(unit.decision_function(xq)).double()  # > 0: the pair's second class
-            score[:, j] += out
-            score[:, i] -= out
-        return classes[score.argmax(1)]
+        for k, (i, j) in enumerate(pairs):  # > 0: the pair's second class
+            score[:, j] += out[:, k]
+            score[:, i] -= out[:, k]
+        return score_decide(lambda _: score, classes)(Xq)
 
     n = 45 * (d + 1)
-    return Fitted(predict, macs=n, parameters=n, info={"alpha": alpha, "units": len(clf.estimators_),
-                                                       "combine": combine})  # fmt: skip
+    return from_decide(decide, n, n,
+                       {"alpha": alpha, "units": len(clf.estimators_), "combine": combine})  # fmt: skip

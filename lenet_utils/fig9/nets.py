@@ -6,9 +6,14 @@ LeNet-1, LeNet-4, LeNet-5 and the fully connected nets (28x28-300-10, -1000-10, 
 (Eq. 9) on Euclidean RBF outputs (LeNet-5's bitmaps; a ±1 place code for the others, see
 :func:`lenet_utils.models.place_code_output`), stochastic diagonal Levenberg-Marquardt, the
 paper's epsilon schedule over 20 passes, with the settings of the book's committed LeNet-5 runs
-(``init="sqrt"``, ``mu=1``, batches of 10; chapter 5 and ``data/paper/README.md`` justify each).
+(``init="sqrt"``, ``mu=1``, batches of 10; chapter 5 and ``data/paper/README.md`` justify each),
+except that the fully connected nets take a smaller damping (:data:`FC_SETTINGS`, chosen on
+held-out training digits, :mod:`.fc_study`).
 "[dist]" rows add the recipe's random affine distortions with ten presentations of each image
-per pass (``copies=10``: the paper's 600,000 patterns per pass, drawn afresh each pass).
+per pass (``copies=10``: the paper's 600,000 patterns per pass), drawn afresh each pass, or
+(``distortion_protocol="fixed"``, the "-fixed" rows) the paper's set drawn once: the original
+and nine distorted copies of each image, the same in every pass. "Huge distortions" doubles
+every range of :func:`lenet_utils.paper.distort` (``distort_range=2``, our guess).
 
 Which network takes which input is :data:`lenet_utils.models.PAPER_NETS`; ``"paper"`` is LeNet-5.
 """
@@ -22,11 +27,35 @@ from typing import Any
 from ..models import PAPER_NETS
 from ..paper import PaperConfig, checkpoint_log, evaluate, mnist_tensors, train
 from ..summary import summarize
+from .reject import net_decide, rejection_for_error
 
-__all__ = ["NET_SETTINGS", "train_net"]
+__all__ = ["FC_SETTINGS", "NET_SETTINGS", "net_settings", "recipe_tag", "train_net"]
 
 #: The recipe's settings for every network row (those of the book's committed LeNet-5 runs).
 NET_SETTINGS: dict[str, Any] = {"init": "sqrt", "mu": 1.0, "batch_size": 10}
+
+#: What the fully connected nets (``fc-*`` of :data:`~lenet_utils.models.PAPER_NETS`) change in
+#: :data:`NET_SETTINGS`. The paper does not say how it trained them. With ``mu = 1`` their
+#: first-layer curvature (about 0.002 to 0.02, one pixel per weight) is negligible beside mu,
+#: every step is about ``eps`` and they underfit (20x20-300-10: 3.8% training error after 20
+#: passes). ``mu`` was chosen among 1, 0.1 and 0.02 on 10,000 held-out training digits, five
+#: passes (:func:`lenet_utils.fig9.fc_study.fc_validation`; the table and its command:
+#: ``data/fig9/fc_validation.csv``, ``data/fig9/README.md``): 0.1 gave the lowest held-out error
+#: for each net tried (28x28-300-10: 3.3% against 5.9% with mu = 1 and 14% with the paper's
+#: 0.02); the same value for every fc net.
+FC_SETTINGS: dict[str, Any] = {"mu": 0.1}
+
+
+def net_settings(model: str) -> dict[str, Any]:
+    """The recipe's settings for ``model``: :data:`NET_SETTINGS`, with :data:`FC_SETTINGS` for an fc net."""
+    return {**NET_SETTINGS, **(FC_SETTINGS if model.startswith("fc") else {})}
+
+
+def recipe_tag(model: str) -> str:
+    """``""`` for the book's LeNet-5 settings, else what differs (``"mu=0.1"``): part of the run's
+    identity (results ``run_id``, run folder), so that a run of other settings is never reused."""
+    s = net_settings(model)
+    return "|".join(f"{k}={s[k]:g}" for k in sorted(s) if s[k] != NET_SETTINGS[k])
 
 
 def _input_side(model: str) -> int:
@@ -47,8 +76,12 @@ def train_net(
     out: str | Path | None = None,
     threads: int | None = 1,
     command: str | None = None,
+    **config: Any,
 ) -> dict[str, Any]:
-    """Train one network with the 1998 recipe; its test error and costs.
+    """Train one network with the 1998 recipe (:func:`net_settings`); its test error and costs.
+
+    ``config``: further :class:`~lenet_utils.paper.PaperConfig` settings (e.g.
+    ``distortion_protocol="fixed"``, ``distort_range=2``).
 
     ``out``: a run folder (``log.csv``, ``checkpoint.pt``, ``run.json``); a killed run
     continues from its last finished pass when called again with the same settings.
@@ -64,15 +97,16 @@ def train_net(
     if test_subset:
         Xte, yte = Xte[:test_subset], yte[:test_subset]
     cfg = PaperConfig(model=model, passes=passes, seed=seed, distortions=distortions, copies=copies,
-                      threads=threads, **NET_SETTINGS)  # fmt: skip
+                      threads=threads, **net_settings(model), **config)  # fmt: skip
     ckpt = Path(out) / "checkpoint.pt" if out is not None else None
     done_before = len(checkpoint_log(ckpt)) if ckpt is not None and ckpt.is_file() else 0
     c0 = time.process_time()
     net, rows = train(cfg, out, data=(Xtr, ytr, Xte, yte), command=command)
     train_cpu = time.process_time() - c0
     c0 = time.process_time()
-    error, _ = evaluate(net, Xte, yte)
+    error, pred = evaluate(net, Xte, yte)
     test_cpu = time.process_time() - c0
+    reject = rejection_for_error(net_decide(net, Xte)[1], pred != yte)  # Fig. 10: penalty margins
     if rows and abs(rows[-1]["test_error"] - error) > 1e-9:
         raise RuntimeError(f"the log's last test error {rows[-1]['test_error']} differs from the model's {error}")
     side = _input_side(model)
@@ -81,4 +115,5 @@ def train_net(
             "pass_seconds_sum": round(sum(r["seconds"] for r in rows), 1),
             "train_error": rows[-1]["train_error"] if rows else None}  # fmt: skip
     return {"error": error, "train_cpu_seconds": train_cpu, "test_cpu_seconds": test_cpu, "macs": s.connections,
-            "parameters": s.params, "train_size": len(Xtr), "test_size": len(Xte), "info": info}  # fmt: skip
+            "parameters": s.params, "train_size": len(Xtr), "test_size": len(Xte), "info": info,
+            "reject_pct": reject}  # fmt: skip

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Fitted, to_numpy
+from .base import Fitted, from_decide, score_decide, to_numpy
 
 __all__ = ["fit_pca_quadratic"]
 
@@ -35,10 +35,8 @@ def fit_pca_quadratic(X: torch.Tensor, y: torch.Tensor, *, components: int = 40,
     pipe.fit(to_numpy(X), to_numpy(y))
     features = pipe[1].n_output_features_  # 821 for 40 components
 
-    def predict(Xq: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(pipe.predict(to_numpy(Xq))).long()
-
     d = X.shape[1]
     macs = components * d + (features - 1 - components) + 10 * features
     params = components * d + d + 10 * features  # projection, mean, linear classifier
-    return Fitted(predict, macs=macs, parameters=params, info={"components": components, "features": features})
+    decide = score_decide(lambda Xq: pipe.decision_function(to_numpy(Xq)), pipe.classes_)
+    return from_decide(decide, macs, params, {"components": components, "features": features})

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Fitted, to_numpy
+from .base import Fitted, from_decide, score_decide, to_numpy
 
 __all__ = ["fit_rbf"]
 
@@ -54,9 +54,7 @@ def fit_rbf(X: torch.Tensor, y: torch.Tensor, *, seed: int = 0, per_class: int =
 
     clf = RidgeClassifier(alpha=alpha).fit(to_numpy(activations(X)), to_numpy(y))
 
-    def predict(Xq: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(clf.predict(to_numpy(activations(Xq)))).long()
-
     units, d = C.shape
-    return Fitted(predict, macs=units * d + 10 * (units + 1), parameters=units * d + units + 10 * (units + 1),
-                  info={"units": units, "alpha": alpha})  # fmt: skip
+    decide = score_decide(lambda Xq: clf.decision_function(to_numpy(activations(Xq))), clf.classes_)
+    return from_decide(decide, units * d + 10 * (units + 1), units * d + units + 10 * (units + 1),
+                       {"units": units, "alpha": alpha})  # fmt: skip

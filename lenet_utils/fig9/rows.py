@@ -25,6 +25,7 @@ import torch
 from ..data import load_split
 from ..settings import versions
 from .base import Fitted, flat_inputs
+from .reject import rejection_for_error
 
 __all__ = ["COLUMNS", "ROWS", "Row", "append_result", "get_row", "run_row"]
 
@@ -38,10 +39,13 @@ class Row:
         classifier: the paper's label.
         preprocessing: the paper's: ``none``, ``deslant``, ``16x16``, ``dist``, ``huge dist``.
         paper_error: the paper's test error, percent.
-        family: ``"classic"`` (a fitter of this package), ``"net"`` (the 1998 recipe), or
-            ``None`` (not implemented: see ``note``).
+        family: ``"classic"`` (a fitter of this package), ``"net"`` (the 1998 recipe),
+            ``"features"`` (a fitter on a trained LeNet-4's 120 features, :mod:`.features`),
+            ``"boost"`` (three LeNet-4s, :mod:`.boost`), or ``None`` (not implemented: see ``note``).
         randomised: whether the seed changes the result (deterministic rows need one run).
-        spec: for ``classic``, ``(fitter, input kind)``; for ``net``, ``(model, distortions, copies)``.
+        spec: for ``classic``, ``(fitter, input kind)``; for ``net``, ``(model, distortions, copies)``
+            and optionally a dict of further :class:`~lenet_utils.paper.PaperConfig` settings;
+            for ``features``, ``(fitter,)``; for ``boost``, ``(model, copies of net 1)``.
         note: our guesses in one line, or why the row is not run.
     """
 
@@ -63,7 +67,9 @@ def _fitter(name: str) -> Callable[..., Fitted]:
             "rbf": rbf.fit_rbf, "svm": svm.fit_svm_poly}[name]  # fmt: skip
 
 
-_TODO = "not implemented yet (issue 18)"
+_HUGE = {"distort_range": 2.0}
+_FIXED = {"distortion_protocol": "fixed"}
+_FIXED_NOTE = "the paper's protocol: the original + 9 distorted copies of each image, drawn once, reused every pass"
 
 ROWS: tuple[Row, ...] = (
     Row("linear", "linear classifier (one-layer net)", "none", 12.0, "classic", False, ("linear", "raw"),
@@ -98,19 +104,31 @@ ROWS: tuple[Row, ...] = (
     Row("fc-500-150-dist", "28x28-500-150-10", "dist", 2.45, "net", True, ("fc-500-150", True, 10)),
     Row("lenet1", "LeNet-1", "16x16", 1.7, "net", True, ("lenet1", False, 1)),
     Row("lenet4", "LeNet-4", "none", 1.1, "net", True, ("lenet4", False, 1)),
-    Row("lenet4-knn", "LeNet-4 with k-NN in place of the last layer", "none", 1.1, None, True, note=_TODO),
-    Row("lenet4-local", "LeNet-4 with local learning in place of the last layer", "none", 1.1, None, True,
-        note=_TODO),
+    Row("lenet4-knn", "LeNet-4 with k-NN in place of the last layer", "none", 1.1, "features", True, ("knn",),
+        "the lenet4 row's net; Euclidean k-NN on its 120 features, k on 10,000 held-out training digits"),
+    Row("lenet4-local", "LeNet-4 with local learning in place of the last layer", "none", 1.1, "features", True,
+        ("local",), "the lenet4 row's net; per digit a ridge classifier on its K nearest; K, decay held out"),
     Row("lenet5", "LeNet-5", "none", 0.95, "net", True, ("paper", False, 1)),
-    Row("lenet5-huge-dist", "LeNet-5", "huge distortions", 0.85, None, True,
-        note="not implemented yet: the paper gives no range for its 'huge' distortions"),
+    Row("lenet5-huge-dist", "LeNet-5", "huge distortions", 0.85, "net", True, ("paper", True, 10, _HUGE),
+        "the book's distortion ranges doubled (shift ±4 px, scale and squeeze ±20%, shear ±0.4): the paper gives none"),
     Row("lenet5-dist", "LeNet-5", "dist", 0.8, "net", True, ("paper", True, 10)),
-    Row("boosted-lenet4-dist", "boosted LeNet-4", "dist", 0.7, None, True, note=_TODO),
+    Row("lenet5-dist-fixed", "LeNet-5", "dist", 0.8, "net", True, ("paper", True, 10, _FIXED), _FIXED_NOTE),
+    Row("fc-300-dist-fixed", "28x28-300-10", "dist", 3.6, "net", True, ("fc-300", True, 10, _FIXED), _FIXED_NOTE),
+    Row("fc-1000-dist-fixed", "28x28-1000-10", "dist", 3.8, "net", True, ("fc-1000", True, 10, _FIXED),
+        _FIXED_NOTE),
+    Row("fc-300-100-dist-fixed", "28x28-300-100-10", "dist", 2.5, "net", True, ("fc-300-100", True, 10, _FIXED),
+        _FIXED_NOTE),
+    Row("fc-500-150-dist-fixed", "28x28-500-150-10", "dist", 2.45, "net", True, ("fc-500-150", True, 10, _FIXED),
+        _FIXED_NOTE),
+    Row("boosted-lenet4-dist", "boosted LeNet-4", "dist", 0.7, "boost", True, ("lenet4", 10),
+        "3 LeNet-4s; nets 2, 3 on up to 60,000 filtered distorted digits each; penalties summed"),
 )
 
 COLUMNS = ["run_id", "row", "classifier", "preprocessing", "paper_error_pct", "error_pct", "seed", "train_size",
            "test_size", "passes", "train_cpu_seconds", "test_cpu_seconds", "macs_per_image", "parameters",
-           "info", "numerics", "command"]  # fmt: skip
+           "info", "numerics", "command", "reject_for_0_5_pct"]  # fmt: skip
+#: the columns of results files written before the rejection column (read with it empty)
+OLD_COLUMNS = COLUMNS[:-1]
 
 
 def get_row(name: str) -> Row:
@@ -122,8 +140,25 @@ def get_row(name: str) -> Row:
 
 
 def run_id(row: str, seed: int, train_size: int, test_size: int, passes: int | str) -> str:
-    """The key of one run in the results file."""
-    return f"{row}|seed={seed}|train={train_size}|test={test_size}|passes={passes}"
+    """The key of one run in the results file; a network trained with other settings than the
+    book's LeNet-5 runs says which (:func:`~lenet_utils.fig9.nets.recipe_tag`)."""
+    tag = _recipe_tag(get_row(row))
+    return f"{row}|seed={seed}|train={train_size}|test={test_size}|passes={passes}" + (f"|{tag}" if tag else "")
+
+
+def _recipe_tag(row: Row) -> str:
+    from .nets import recipe_tag
+
+    return recipe_tag(row.spec[0]) if row.family == "net" else ""
+
+
+def run_tag(name: str, seed: int, train_subset: int | None, test_subset: int | None, passes: int,
+            recipe: str = "") -> str:  # fmt: skip
+    """The name of a network run's folder (under ``run_dir``); ``recipe``: settings that differ
+    from the book's LeNet-5 runs, if any."""
+    return f"{name}_seed{seed}" + (f"_n{train_subset}" if train_subset else "") + (
+        f"_t{test_subset}" if test_subset else "") + (f"_p{passes}" if passes != 20 else "") + (
+        f"_{recipe}" if recipe else "")  # fmt: skip
 
 
 def _run_classic(row: Row, seed: int, train_subset: int | None, test_subset: int | None) -> dict[str, Any]:
@@ -139,12 +174,16 @@ def _run_classic(row: Row, seed: int, train_subset: int | None, test_subset: int
     fitted = _fitter(fitter_name)(flat_inputs(Xtr, kind), ytr, **kwargs)  # preparing the digits counts
     train_cpu = time.process_time() - c0
     c0 = time.process_time()
-    pred = fitted.predict(flat_inputs(Xte, kind))
+    if fitted.decide is None:
+        pred, reject = fitted.predict(flat_inputs(Xte, kind)), ""
+    else:
+        pred, confidence = fitted.decide(flat_inputs(Xte, kind))
+        reject = rejection_for_error(confidence, pred != yte)
     test_cpu = time.process_time() - c0
     error = (pred != yte).sum().item() / len(yte)
     return {"error": error, "train_cpu_seconds": train_cpu, "test_cpu_seconds": test_cpu,
             "macs": fitted.macs, "parameters": fitted.parameters, "train_size": len(Xtr),
-            "test_size": len(Xte), "info": fitted.info}  # fmt: skip
+            "test_size": len(Xte), "info": fitted.info, "reject_pct": reject}  # fmt: skip
 
 
 def run_row(
@@ -180,16 +219,24 @@ def run_row(
                 finally:
                     torch.set_num_threads(prev)
         n_passes: int | str = ""
+    elif row.family in ("features", "boost"):
+        from .boost import run_boost
+        from .features import run_features
+
+        run = run_features if row.family == "features" else run_boost
+        res = run(row, seed=seed, train_subset=train_subset, test_subset=test_subset, passes=passes,
+                  run_dir=run_dir, threads=threads, command=command or None)  # fmt: skip
+        n_passes = passes
     else:
         from .nets import train_net
 
-        model, distortions, copies = row.spec
-        tag = f"{name}_seed{seed}" + (f"_n{train_subset}" if train_subset else "") + (
-            f"_t{test_subset}" if test_subset else "") + (f"_p{passes}" if passes != 20 else "")  # fmt: skip
+        model, distortions, copies, *config = row.spec
+        recipe = _recipe_tag(row).replace("=", "").replace("|", "_")
+        tag = run_tag(name, seed, train_subset, test_subset, passes, recipe)
         out = Path(run_dir) / tag if run_dir is not None else None
         res = train_net(model, seed=seed, distortions=distortions, copies=copies, passes=passes,
                         train_subset=train_subset, test_subset=test_subset, out=out, threads=threads,
-                        command=command or None)  # fmt: skip
+                        command=command or None, **(config[0] if config else {}))  # fmt: skip
         n_passes = passes
     return {
         "run_id": run_id(name, seed, res["train_size"], res["test_size"], n_passes),
@@ -199,7 +246,12 @@ def run_row(
         "train_cpu_seconds": round(res["train_cpu_seconds"], 2), "test_cpu_seconds": round(res["test_cpu_seconds"], 2),
         "macs_per_image": res["macs"], "parameters": res["parameters"],
         "info": json.dumps(res["info"], sort_keys=True), "numerics": versions()["numerics"], "command": command,
+        "reject_for_0_5_pct": _pct(res.get("reject_pct", "")),
     }  # fmt: skip
+
+
+def _pct(v: float | str) -> float | str:
+    return round(v, 2) if isinstance(v, float) else v
 
 
 def append_result(out: str | Path, result: dict[str, Any]) -> bool:
@@ -212,6 +264,7 @@ def append_result(out: str | Path, result: dict[str, Any]) -> bool:
 
     out = Path(out)
     with one_writer(out):
+        upgrade_results_file(out)
         results = ResultsFile(out, COLUMNS)
         if result["run_id"] in results.done():
             return False
@@ -221,7 +274,45 @@ def append_result(out: str | Path, result: dict[str, Any]) -> bool:
 
 def already_done(out: str | Path, rid: str) -> bool:
     """Whether the CSV ``out`` already holds the run ``rid`` (read without locking)."""
+    out = Path(out)
+    return out.is_file() and any(r["run_id"] == rid for r in read_results(out))
+
+
+def _header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def read_results(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a results CSV with every one of :data:`COLUMNS`; a file written before the
+    rejection column (:data:`OLD_COLUMNS`) reads with ``reject_for_0_5_pct`` empty."""
     from ..sweep import ResultsFile
 
-    out = Path(out)
-    return out.is_file() and rid in ResultsFile(out, COLUMNS).done()
+    path = Path(path)
+    if _header(path) == OLD_COLUMNS:
+        import csv
+
+        with open(path, newline="") as f:
+            return [{**r, "reject_for_0_5_pct": ""} for r in csv.DictReader(f)]
+    return ResultsFile(path, COLUMNS).rows
+
+
+def upgrade_results_file(path: str | Path) -> bool:
+    """Rewrite a results CSV of :data:`OLD_COLUMNS` with the rejection column (empty in the old
+    rows), in one atomic rename; ``True`` if it was rewritten. Other files are left alone."""
+    import csv
+    import io
+
+    from ..files import atomic_write
+
+    path = Path(path)
+    if not path.is_file() or _header(path) != OLD_COLUMNS:
+        return False
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(read_results(path))
+    atomic_write(path, buf.getvalue())
+    return True

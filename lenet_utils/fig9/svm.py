@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Fitted, to_numpy
+from .base import Fitted, from_decide, to_numpy
 
 __all__ = ["fit_svm_poly"]
 
@@ -32,10 +32,18 @@ def fit_svm_poly(X: torch.Tensor, y: torch.Tensor, *, degree: int = 4, C: float 
     clf.fit(to_numpy(X), to_numpy(y))
     n_sv, d = clf.support_vectors_.shape
 
-    def predict(Xq: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(clf.predict(to_numpy(Xq))).long()
-
     # a kernel value per support vector (dot product + the power), then the 45 machines' sums
     macs = n_sv * (d + degree) + int(clf.dual_coef_.size)
     params = n_sv * d + int(clf.dual_coef_.size) + len(clf.intercept_)
-    return Fitted(predict, macs=macs, parameters=params, info={"support_vectors": n_sv, "C": C, "degree": degree})
+    classes = torch.from_numpy(clf.classes_).long()
+
+    def decide(Xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 45 machines' votes, a tie broken by their summed outputs (scikit-learn's
+        ``break_ties``); confidence: the winner's weakest duel (:func:`.reject.pairwise_decide`)."""
+        from .reject import pairwise_decide
+
+        clf.decision_function_shape = "ovo"  # libsvm's 45 values, > 0 for the pair's first class
+        col, conf = pairwise_decide(-torch.from_numpy(clf.decision_function(to_numpy(Xq))), len(classes))
+        return classes[col], conf
+
+    return from_decide(decide, macs, params, {"support_vectors": n_sv, "C": C, "degree": degree})

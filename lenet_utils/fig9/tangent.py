@@ -49,8 +49,9 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .base import Fitted
+from .base import Fitted, from_decide
 from .knn import knn_vote, nearest
+from .reject import neighbour_confidence
 
 __all__ = ["TANGENTS", "fit_tangent_knn", "tangent_distance", "tangent_vectors"]
 
@@ -115,8 +116,8 @@ def fit_tangent_knn(
         raise ValueError(f"expected {side}x{side} digits ({side * side} values), got {D}")
     prefilter = min(prefilter, m)
 
-    def predict(Xq: torch.Tensor) -> torch.Tensor:
-        out = []
+    def decide(Xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, conf = [], []
         for i in range(0, len(Xq), block):
             q = Xq[i : i + block].float()  # (b, D)
             _, cand = nearest(q, P, prefilter)  # (b, c)
@@ -126,14 +127,16 @@ def fit_tangent_knn(
             qq = q.unsqueeze(1).expand(b, c, D).reshape(b * c, D)
             Tqq = Tq.unsqueeze(1).expand(b, c, D, Tq.shape[2]).reshape(b * c, D, -1)
             dist = tangent_distance(qq, Tqq, P[cand.flatten()], Tc, ridge=ridge).view(b, c)
-            order = dist.topk(k, dim=1, largest=False).indices  # (b, k)
-            out.append(knn_vote(labels[cand.gather(1, order)]))
-        return torch.cat(out)
+            dist, order = dist.sort(dim=1)  # (b, c), nearest first by tangent distance
+            ranked = labels[cand.gather(1, order)]  # (b, c)
+            out.append(knn_vote(ranked[:, :k]))
+            conf.append(neighbour_confidence(ranked, dist, out[-1], k))
+        return torch.cat(out), torch.cat(conf)
 
     t = len(TANGENTS)
     # per test digit: the Euclidean prefilter over all prototypes, then for each candidate its
     # tangents (~(2 + 4 x 3) x D for the gradient and products) and the 2t x 2t normal equations
     per_candidate = 14 * D + (2 * t) * (2 * t) * D + 2 * t * D + D
-    return Fitted(predict, macs=m * D + prefilter * per_candidate, parameters=m * D,
-                  info={"k": k, "prefilter": prefilter, "ridge": ridge, "sigma": sigma,
+    return from_decide(decide, m * D + prefilter * per_candidate, m * D,
+                       {"k": k, "prefilter": prefilter, "ridge": ridge, "sigma": sigma,
                         "tangents": list(TANGENTS)})  # fmt: skip
