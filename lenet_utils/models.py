@@ -399,7 +399,7 @@ def fc_net(hidden: tuple[int, ...], *, side: int = 28, init: str = "paper") -> n
 #: The networks :mod:`lenet_utils.paper` trains besides LeNet-5, by name: ``(builder(init=...),
 #: input)``. ``input`` names how :func:`lenet_utils.paper.mnist_tensors` prepares the digits:
 #: ``"pad32"`` (LeNet-5's 32x32), ``"28"`` (as stored), ``"16in28"`` (subsampled to 16x16,
-#: centred in 28x28), ``"deslant20"`` (deslanted, then resized to 20x20).
+#: centred in 28x28), ``"deslant20"`` (deslanted, then cropped to the 20x20 box of its ink).
 PAPER_NETS: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "lenet1": (lenet1, "16in28"),
     "lenet4": (lenet4, "pad32"),

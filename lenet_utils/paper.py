@@ -159,8 +159,10 @@ def paper_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
 
     ``kind``: ``"pad32"`` (padded to 32x32, LeNet-5 and LeNet-4), ``"28"`` (as stored),
     ``"16in28"`` (LeNet-1: subsampled to 16x16 and centred in 28x28), ``"deslant20"``
-    (deslanted, :func:`lenet_utils.deslant.deslant`, then resized to 20x20). Subsampling and
-    resizing are bilinear with antialiasing (the paper does not say how it subsampled).
+    (deslanted, :func:`lenet_utils.deslant.deslant`, then cropped to the 20x20 window around
+    its ink, :func:`lenet_utils.deslant.crop_to_ink`: our reading of the paper's deslanted
+    20x20 images). Subsampling is bilinear with antialiasing (the paper does not say how it
+    subsampled).
     """
     from .data import paper_scale
 
@@ -173,11 +175,9 @@ def paper_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
         small = F.interpolate(x + 0.1, size=(16, 16), mode="bilinear", antialias=True, align_corners=False) - 0.1
         return F.pad(small, (6, 6, 6, 6), value=-0.1).contiguous()  # (N, 1, 28, 28)
     if kind == "deslant20":
-        from .deslant import deslant
+        from .deslant import crop_to_ink, deslant
 
-        straight = deslant(x, background=-0.1)
-        return (F.interpolate(straight + 0.1, size=(20, 20), mode="bilinear", antialias=True, align_corners=False)
-                - 0.1).contiguous()  # fmt: skip
+        return crop_to_ink(deslant(x, background=-0.1), 20, background=-0.1).contiguous()  # (N, 1, 20, 20)
     raise ValueError(f"input kind must be 'pad32', '28', '16in28' or 'deslant20', not {kind!r}")
 
 
@@ -225,10 +225,10 @@ def distort(
     generator: torch.Generator,
     *,
     prob: float = 0.9,
-    shift: float = 2.0,
-    scale: float = 0.1,
-    squeeze: float = 0.1,
-    shear: float = 0.2,
+    shift: float = DISTORT_RANGES["shift"],
+    scale: float = DISTORT_RANGES["scale"],
+    squeeze: float = DISTORT_RANGES["squeeze"],
+    shear: float = DISTORT_RANGES["shear"],
     background: float = -0.1,
 ) -> torch.Tensor:
     """Random planar affine distortions of a batch (paper §III.C, Fig. 7), in one ``grid_sample``.
@@ -259,10 +259,10 @@ def affine_distort(
     u: torch.Tensor,
     apply: torch.Tensor,
     *,
-    shift: float = 2.0,
-    scale: float = 0.1,
-    squeeze: float = 0.1,
-    shear: float = 0.2,
+    shift: float = DISTORT_RANGES["shift"],
+    scale: float = DISTORT_RANGES["scale"],
+    squeeze: float = DISTORT_RANGES["squeeze"],
+    shear: float = DISTORT_RANGES["shear"],
     background: float = -0.1,
 ) -> torch.Tensor:
     """:func:`distort` with given draws: ``u`` ``(B, 5)`` uniforms in [0, 1) pick scale,

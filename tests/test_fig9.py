@@ -585,3 +585,33 @@ def test_pairwise_decisions_are_scikit_learns_votes() -> None:
     svm = fit_svm_poly(Xtr, ytr).decide(Xq)[0]
     ref = SVC(kernel="poly", degree=4, gamma="scale", coef0=1.0, C=10.0, break_ties=True).fit(Xtr.numpy(), ytr.numpy())
     assert torch.equal(svm, torch.from_numpy(ref.predict(Xq.numpy())).long())
+
+
+def test_crop_to_ink_keeps_every_raw_digit_whole() -> None:
+    """MNIST's digits fit a 20x20 box: the 20x20 window around the ink holds all of it, at the
+    original resolution (an integer crop: the window's pixels are the image's)."""
+    X, _ = load_split("mnist", False)
+    x = X[:500].float() / 255
+    crop = deslant.crop_to_ink(x, 20)
+    assert crop.shape == (500, 20, 20)
+    assert torch.allclose(crop.sum((1, 2)), x.sum((1, 2)))  # no ink lost
+    # one digit by hand: its window is somewhere in the image, pixel for pixel
+    i = 7
+    hits = [(r, c) for r in range(9) for c in range(9) if torch.equal(x[i, r : r + 20, c : c + 20], crop[i])]
+    assert hits, "the crop is not a window of the image"
+
+
+def test_crop_to_ink_edges_and_errors() -> None:
+    x = torch.zeros(3, 1, 28, 28)
+    x[0, 0, 0, 0] = 1.0  # ink in a corner: the window moves inside the image
+    x[1, 0, 27, 27] = 1.0
+    crop = deslant.crop_to_ink(x, 20)
+    assert crop.shape == (3, 1, 20, 20)
+    assert crop[0, 0, 0, 0] == 1 and crop[1, 0, -1, -1] == 1
+    assert crop[2].abs().sum() == 0  # no ink: the central window, empty
+    blank = torch.full((1, 1, 28, 28), -0.1)
+    blank[0, 0, 10:14, 12:18] = 1.0
+    got = deslant.crop_to_ink(blank, 20, background=-0.1)
+    assert got.max() == 1.0 and (got == 1.0).sum() == 24  # all the ink, on the paper's scale
+    with pytest.raises(ValueError, match="larger than the images"):
+        deslant.crop_to_ink(x, 30)

@@ -95,7 +95,7 @@ ROWS: tuple[Row, ...] = (
     Row("fc-300", "28x28-300-10", "none", 4.7, "net", True, ("fc-300", False, 1)),
     Row("fc-300-dist", "28x28-300-10", "dist", 3.6, "net", True, ("fc-300", True, 10)),
     Row("fc20-300-deslant", "20x20-300-10", "deslant", 1.6, "net", True, ("fc20-300", False, 1),
-        "deslanted, then resized to 20x20"),
+        "deslanted, then cropped to the 20x20 window around its ink"),
     Row("fc-1000", "28x28-1000-10", "none", 4.5, "net", True, ("fc-1000", False, 1)),
     Row("fc-1000-dist", "28x28-1000-10", "dist", 3.8, "net", True, ("fc-1000", True, 10)),
     Row("fc-300-100", "28x28-300-100-10", "none", 3.05, "net", True, ("fc-300-100", False, 1)),
