@@ -122,10 +122,9 @@ def crop_to_ink(images: torch.Tensor, size: int = 20, background: float = 0.0) -
     centre of mass, so the box around the ink is the digit at its own resolution. The paper's
     20x20-300-10 row (Fig. 9) takes deslanted 20x20 images without saying how they were made;
     cropping to this window, rather than shrinking the whole 28x28 frame, is our reading. The
-    window is an integer crop (no
-    resampling), moved inside the image where the box is near an edge; ink wider than ``size``
-    (a deslanted digit can be) loses its outermost columns. An image without ink gives its
-    central window.
+    window is an integer crop (no resampling), moved inside the image where the box is near an
+    edge; ink wider than ``size`` (a deslanted digit can be) loses its outermost columns. An
+    image without ink gives its central window.
 
     Args:
         images: ``(B, H, W)`` or ``(B, 1, H, W)``, ``H, W >= size``; ink is brighter than
