@@ -58,7 +58,7 @@ def _cells_until(nb: nbformat.NotebookNode, marker: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("chapter", "marker"),
-    [("01_background_and_data", "fetch("), ("02_convolution_and_pooling", "_explorer(")],
+    [("01_background_and_data", "mnist_d2l.csv"), ("02_convolution_and_pooling", "_explorer(")],
 )
 def test_chapter_starts_in_a_simulated_colab_kernel(tmp_path: Path, chapter: str, marker: str) -> None:
     if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True).returncode:
@@ -75,11 +75,18 @@ def test_chapter_starts_in_a_simulated_colab_kernel(tmp_path: Path, chapter: str
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }
     nb = nbformat.read(REPO / "chapters" / f"{chapter}.ipynb", as_version=4)
-    fake_colab = "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')"
+    # Colab: google.colab is there, MyST-NB is not (importing it raises ImportError)
+    fake_colab = (
+        "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+        "sys.modules['myst_nb'] = None"
+    )
     check = (
-        "import os, lenet_utils\n"
+        "import os, subprocess, lenet_utils\n"
         "print(lenet_utils.__file__)\n"
-        "print(os.getcwd())"
+        "print(os.getcwd())\n"
+        # a command the chapter starts must import the clone too (python -m lenet_utils ...)
+        "child = [sys.executable, '-c', 'import lenet_utils; print(lenet_utils.__file__)']\n"
+        "print(subprocess.run(child, capture_output=True, text=True, check=True).stdout)"
     )
     sources = [fake_colab, *_cells_until(nb, marker), check]
     sim = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
@@ -98,3 +105,4 @@ def test_chapter_starts_in_a_simulated_colab_kernel(tmp_path: Path, chapter: str
     printed = "".join(o.get("text", "") for o in sim.cells[-1].outputs if o.output_type == "stream").split()
     assert printed[0].startswith(str(book)), f"lenet_utils was imported from {printed[0]}, not from the clone"
     assert printed[1] == str(book / "chapters")
+    assert printed[2].startswith(str(book)), f"a command started by the chapter imported {printed[2]}"

@@ -6,9 +6,12 @@
 In Colab the cell clones the book (the URL is ``repository.url`` of ``_config.yml``, the one
 place it is written), installs what Colab lacks (d2l, without its old pins: ``--no-deps``, so
 Colab's torch and numpy are never touched) and puts the clone first on ``sys.path``, so that
-``import lenet_utils`` works in the running kernel without a restart; then it works inside the
-clone's ``chapters/`` folder so that ``../data`` and the committed results mean what they mean
-locally. Elsewhere it does nothing. The cell is tagged ``remove-cell``: the site never shows it.
+``import lenet_utils`` works in the running kernel without a restart, and on ``PYTHONPATH``,
+so that it works in the commands a chapter starts (``python -m lenet_utils ...``); then it
+works inside the clone's ``chapters/`` folder so that ``../data`` and the committed results
+mean what they mean locally. Elsewhere it does nothing. The cell is tagged ``remove-cell``:
+the site never shows it. (Colab has no MyST-NB either: chapters glue their numbers through
+:mod:`lenet_utils.glue`, which does without it.)
 Changing only a cell's source and tags leaves its (empty) outputs valid: no re-execution needed.
 """
 
@@ -43,6 +46,9 @@ if "google.colab" in sys.modules:
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps"]
     subprocess.run([*pip, "d2l==1.0.3"], check=True)
     sys.path.insert(0, BOOK)
+    # and for commands a chapter starts (python -m lenet_utils ...)
+    paths = [BOOK, os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     os.chdir(os.path.join(BOOK, "chapters"))'''
 
 
