@@ -190,8 +190,8 @@ def vgg(
 
     ``original=True``: d2l's VGG-11 for 224x224 inputs (224 -> 7 after five halvings; 7 x 7
     x 512 = 25,088 features); with 3 channels and 1000 classes it is the paper's
-    configuration A, 133 million parameters (Table 2). (d2l itself trains a copy with every
-    width divided by 4 at 224x224.)
+    configuration A, 133 million parameters (Table 2). (d2l itself trains a copy whose
+    convolutions have a quarter of these widths, at 224x224, with the same 4096-unit layers.)
 
     Scaled (``original=False``), for 28x28 inputs: every width divided by 8 (8, 16, 32, 32,
     64, 64, 64, 64 channels; 512 hidden units); depth unchanged (8 convolutions + 3 fully
