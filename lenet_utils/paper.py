@@ -35,7 +35,7 @@ and in three matters of implementation:
 * **Mini-batches.** The paper updates after every pattern. We update after ``--batch-size``
   patterns (default 10) using the *summed* loss of the batch, which equals the paper's
   successive single-pattern steps to first order; a pass is then fast enough on a CPU.
-* **Order.** A new seeded random order each pass (the paper does not say it reshuffled).
+* **Order.** A new seeded random order each pass (the paper used one fixed random order).
 * **Distortions on the fly.** Instead of a fixed set of 540,000 distorted copies added to the
   60,000 originals, each presentation of a pattern is distorted with probability 0.9
   (= 540k / 600k) with fresh random parameters. With the default ``--copies 1`` a pass
