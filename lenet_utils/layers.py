@@ -116,11 +116,13 @@ class SparseConv2d(nn.Module):
     §II.B, Table I).
 
     Only the kernels that Table I keeps are parameters: ``weight`` holds one
-    ``k x k`` kernel per (output map, connected input map) pair, in table order,
-    and ``bias`` one value per output map. For C3 that is 60 kernels x 25 + 16 =
-    1,516 values. The forward pass scatters them into a dense
-    ``(out, in, k, k)`` kernel (zeros elsewhere, not parameters, receiving no
-    gradient) and calls ``conv2d`` once.
+    ``k x k`` kernel per (output map, connected input map) pair, grouped by
+    output map and, within one, sorted by input map, not in the order the table
+    lists them (``[(4, 5, 0)]`` stores the kernels of maps 0, 4, 5; C3's Table I
+    is sorted, so there the two agree); ``bias`` holds one value per output
+    map. For C3 that is 60 kernels x 25 + 16 = 1,516 values. The forward pass
+    scatters them into a dense ``(out, in, k, k)`` kernel (zeros elsewhere, not
+    parameters, receiving no gradient) and calls ``conv2d`` once.
     """
 
     def __init__(
@@ -141,7 +143,7 @@ class SparseConv2d(nn.Module):
                 f"table names an input map outside 0..{in_channels - 1}"
             )
         mask = c3_mask(self.table, in_channels)
-        # row-major: table order within each output
+        # row-major: by output map, then by input map (sorted, not table order)
         out_idx, in_idx = mask.nonzero(as_tuple=True)
         self.register_buffer("out_index", out_idx, persistent=False)
         self.register_buffer("in_index", in_idx, persistent=False)
