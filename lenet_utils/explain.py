@@ -228,8 +228,10 @@ def to_input(maps: torch.Tensor, size: int, jump: float, offset: float) -> torch
 
     Each unit is placed at the centre of its receptive field (see :func:`layer_geometry`) and
     the values in between are interpolated bilinearly; beyond the outermost centres they fade
-    to zero within one step. Plain resizing would stretch a 10x10 map over the whole 32x32 input
-    and shift it by up to six pixels: the units of C3 only see the middle of the image.
+    to zero within one step, so the drawing is zero outside the span of the unit centres (for
+    C3, input pixels 6.5 to 24.5, although each C3 unit sees 14x14 pixels and together they see
+    the whole 32x32 input). Plain resizing would stretch a 10x10 map over the whole input and
+    shift C3's units off their centres by up to 5.4 pixels (6.5 with ``align_corners=True``).
     """
     B, _, h, w = maps.shape
     p = torch.arange(size, dtype=maps.dtype)
