@@ -37,7 +37,7 @@ book: data
 test: data
 	$(VENV)/bin/ruff check lenet_utils tests tools
 	$(VENV)/bin/ruff check chapters
-	$(PY) -m pytest tests/ --nbval chapters/ -v
+	$(PY) -m pytest tests/ --nbval chapters/ -v --durations=30
 
 unit: data
 	$(PY) -m pytest tests/ -v

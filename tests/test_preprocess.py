@@ -11,12 +11,14 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from lenet_utils import data
+from lenet_utils import data, preprocess
 from lenet_utils.data import Preprocess
 from lenet_utils.preprocess import (
     BOX,
     CENTRE,
+    CENTRE_SLACK,
     FIELD,
+    GAP_FRACTION,
     NoInkError,
     PreprocessError,
     SeveralDigitsError,
@@ -41,6 +43,12 @@ def mnist_test() -> tuple[np.ndarray, np.ndarray]:
     return X.numpy(), y.numpy()
 
 
+@pytest.fixture(scope="module")
+def mnist_train() -> tuple[np.ndarray, np.ndarray]:
+    X, y = data.load_split("mnist", True, REPO / "data")
+    return X.numpy(), y.numpy()
+
+
 def paper_digit(digit: np.ndarray, scale: int = 4, paper: float = 235.0, ink: float = 30.0) -> np.ndarray:
     """An MNIST digit as dark ink on light paper, ``scale`` times larger, on a wider sheet."""
     big = np.asarray(Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC), float)
@@ -58,14 +66,31 @@ def nonzero_box(a: np.ndarray) -> tuple[int, int, int, int]:
 # MNIST's format: the constants of the recipe, measured on the data
 
 
-def test_mnist_test_digits_have_the_format_the_recipe_makes(mnist_test) -> None:
-    X, _ = mnist_test
-    w = X.astype(float)  # (10000, 28, 28)
+def centres_of_mass(X: np.ndarray) -> np.ndarray:
+    """(row, column) centre of mass of each image of ``X`` (N, 28, 28), grey levels as weights."""
+    w = X.astype(float)
     idx = np.arange(FIELD)
-    com = np.stack([(w.sum(2) * idx).sum(1), (w.sum(1) * idx).sum(1)], 1) / w.sum((1, 2))[:, None]  # (10000, 2)
-    assert ((com >= CENTRE - 0.5) & (com < CENTRE + 0.5)).all(), "every centre of mass in [13.5, 14.5)"
+    return np.stack([(w.sum(2) * idx).sum(1), (w.sum(1) * idx).sum(1)], 1) / w.sum((1, 2))[:, None]
+
+
+def test_the_constants_are_mnist_training_digits_format(mnist_train) -> None:
+    """The recipe's constants, set on the 60,000 training digits."""
+    X, _ = mnist_train
+    com = centres_of_mass(X)  # (60000, 2)
+    outside = ((com < CENTRE - 0.5) | (com >= CENTRE + 0.5)).any(1)
+    assert outside.sum() == 2, "all but two centres of mass in [13.5, 14.5)"
+    assert (com >= CENTRE - 0.5 - CENTRE_SLACK).all() and CENTRE - 0.5 - com.min() > CENTRE_SLACK / 2
     spans = np.array([max(r1 - r0, c1 - c0) for r0, r1, c0, c1 in map(nonzero_box, X)])
     assert spans.max() == BOX and (spans == BOX).mean() > 0.999  # 20 pixels on the longer side
+    assert all(is_mnist_format(x.astype(float)) for x in X)
+
+
+def test_mnist_test_digits_have_the_format_too(mnist_test) -> None:
+    X, _ = mnist_test
+    com = centres_of_mass(X)
+    assert ((com >= CENTRE - 0.5) & (com < CENTRE + 0.5)).all(), "every centre of mass in [13.5, 14.5)"
+    spans = np.array([max(r1 - r0, c1 - c0) for r0, r1, c0, c1 in map(nonzero_box, X)])
+    assert spans.max() == BOX and (spans == BOX).mean() > 0.999
     assert all(is_mnist_format(x.astype(float)) for x in X)
 
 
@@ -241,16 +266,31 @@ def test_a_digit_broken_into_pieces_above_each_other_is_one_digit() -> None:
     assert out.digit.max() == 255
 
 
-def test_several_digits_rule_on_mnist(mnist_test) -> None:
-    """How often the rule fires on single digits (GAP_FRACTION = 0.15): one of the first 2,000."""
-    X, _ = mnist_test
+def refused_as_several(X: np.ndarray) -> list[int]:
     refused = []
-    for i in range(2000):
+    for i, x in enumerate(X):
         try:
-            find_ink(X[i].astype(float))
+            find_ink(x.astype(float))
         except SeveralDigitsError:
             refused.append(i)
-    assert refused == [1940]  # a 5 whose bar stands apart to its upper right
+    return refused
+
+
+def test_several_digits_rule_on_mnist_training_digits(mnist_train, monkeypatch) -> None:
+    """How often the rule fires on single digits: GAP_FRACTION = 0.15 was set on the training
+    digits, where it refuses one in 60,000 (five at 0.12)."""
+    X, y = mnist_train
+    assert GAP_FRACTION == 0.15
+    monkeypatch.setattr(preprocess, "GAP_FRACTION", 0.12)
+    at_012 = refused_as_several(X)
+    assert len(at_012) == 5
+    # a wider gap is needed at 0.15: only digits refused at 0.12 can be refused (one pass of 60,000)
+    monkeypatch.setattr(preprocess, "GAP_FRACTION", 0.15)
+    assert [at_012[i] for i in refused_as_several(X[at_012])] == [31727] and y[31727] == 1
+
+
+def test_several_digits_rule_on_mnist_test_digits(mnist_test) -> None:
+    assert refused_as_several(mnist_test[0][:2000]) == [1940]  # a 5 whose bar stands apart
 
 
 # ------------------------------------------------------------------------------------------

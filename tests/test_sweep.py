@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import torch
 
 from lenet_utils import sweep
 from lenet_utils.cli import sweep as cli_sweep
+from lenet_utils.scripts import suite_names
 from lenet_utils.sweep import COLUMNS, DEFAULTS, ResultsFile, SpecError, load_spec, read_results, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,9 +54,7 @@ def test_committed_specs_are_valid() -> None:
     assert len(specs) >= 9
     # the ablation suite (run_all.sh's loop) repeats the seed reports with 5 seeds; the other
     # sweeps (Part IV's model zoo, run_zoo.sh) train larger networks with 3
-    loop = re.search(r"^for name in (.+?); do$", (REPO / "data/sweeps/run_all.sh").read_text(), re.M)
-    assert loop, "run_all.sh: no `for name in ...; do` loop"
-    suite = set(loop[1].split())
+    suite = set(suite_names(REPO / "data/sweeps/run_all.sh"))
     assert suite <= {p.stem for p in specs}, suite
     for path in specs:
         spec = load_spec(path)
