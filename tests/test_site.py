@@ -19,8 +19,9 @@ import functools
 import http.server
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,24 +214,64 @@ _NAN_CELLS = """() => Array.from(document.querySelectorAll('main td, main th'))
 PRINTED_OUTPUT_TOO_WIDE: set[str] = set()
 
 
-def test_every_page_renders_offline(built_site, site: str, browser) -> None:
+# The checks on the served site share one visit of each page: every inspector below runs on every
+# page, in the order they are defined (the animation check clicks, so it comes last), and each test
+# reads its inspector's findings. An inspector that raises fails only the test that reads it.
+_INSPECTORS: dict[str, Callable[[str, PageVisit], Any]] = {}
+
+
+def _inspector(fn: Callable[[str, PageVisit], Any]) -> Callable[[str, PageVisit], Any]:
+    _INSPECTORS[fn.__name__] = fn
+    return fn
+
+
+@pytest.fixture(scope="module")
+def online(built_site, site: str, browser) -> dict[str, dict[str, Any]]:
+    """Every content page opened once: ``{inspector: {page: its findings, or the error raised}}``."""
+    found: dict[str, dict[str, Any]] = {name: {} for name in _INSPECTORS}
+    for path, visit in _visit_each(built_site, browser, site):
+        for name, inspect in _INSPECTORS.items():
+            try:
+                found[name][path] = inspect(path, visit)
+            except Exception as err:  # reported by the test that reads this inspector
+                found[name][path] = err
+    return found
+
+
+def _findings(online: dict[str, dict[str, Any]], inspector: Callable[..., Any]) -> dict[str, Any]:
+    """One inspector's findings per page; the first error it raised fails the calling test."""
+    results = online[inspector.__name__]
+    for path, value in results.items():
+        if isinstance(value, Exception):
+            raise AssertionError(f"{path}: {inspector.__name__} raised {value!r}") from value
+    assert results, "no page was visited"
+    return results
+
+
+@_inspector
+def _render(path: str, visit: PageVisit) -> dict[str, list[str]]:
+    page = visit.page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    found = {
+        **_page_problems(visit),
+        "widget views (need a kernel)": page.evaluate(
+            "() => Array.from(document.querySelectorAll("
+            "'script[type=\"application/vnd.jupyter.widget-view+json\"]')).map(s => s.textContent.slice(0, 60))"
+        ),
+        "table cells reading NaN": page.evaluate(_NAN_CELLS),
+    }
+    page.screenshot(path=str(SCREENSHOTS / (path.replace("/", "__") + ".png")), full_page=True)
+    return found
+
+
+def test_every_page_renders_offline(online) -> None:
     problems: list[str] = []
     nan_pages: set[str] = set()
-    for path, visit in _visit_each(built_site, browser, site):
-        page = visit.page
-        found = {
-            **_page_problems(visit),
-            "widget views (need a kernel)": page.evaluate(
-                "() => Array.from(document.querySelectorAll("
-                "'script[type=\"application/vnd.jupyter.widget-view+json\"]')).map(s => s.textContent.slice(0, 60))"
-            ),
-            "table cells reading NaN": page.evaluate(_NAN_CELLS),
-        }
+    for path, found in _findings(online, _render).items():
+        found = dict(found)
         nan_pages |= {path} if found["table cells reading NaN"] else set()
         if path in NAN_CELLS_PENDING:
             del found["table cells reading NaN"]
-        page.screenshot(path=str(SCREENSHOTS / (path.replace("/", "__") + ".png")), full_page=True)
         problems += [f"{path}: {kind}: {items[:5]}" for kind, items in found.items() if items]
     assert not problems, "\n".join(problems)
     assert nan_pages >= NAN_CELLS_PENDING, (
@@ -238,30 +279,40 @@ def test_every_page_renders_offline(built_site, site: str, browser) -> None:
     )
 
 
-def test_no_code_block_scrolls_sideways(built_site, site: str, browser) -> None:
+@_inspector
+def _wide_code(path: str, visit: PageVisit) -> list[str]:
+    return visit.page.evaluate(_WIDE, False)
+
+
+def test_no_code_block_scrolls_sideways(online) -> None:
     """At 1280 px the code column holds about 83 characters of 13 px code (_static/code-width.css):
     no code cell and no source a cell shows (both kept to 80 columns) may need a scroll bar."""
-    wide: list[str] = []
-    for path, visit in _visit_each(built_site, browser, site):
-        wide += [f"{path}: {line}" for line in visit.page.evaluate(_WIDE, False)]
+    wide = [f"{path}: {line}" for path, lines in _findings(online, _wide_code).items() for line in lines]
     assert not wide, f"{len(wide)} code blocks scroll sideways:\n" + "\n".join(wide[:20])
 
 
-def test_printed_output_and_equations_fit_wide_tables_scroll(built_site, site: str, browser) -> None:
+@_inspector
+def _wide_output(path: str, visit: PageVisit) -> dict[str, list[str]]:
+    page = visit.page
+    return {
+        "printed": page.evaluate(_WIDE, True),
+        "tables": page.evaluate(_UNSCROLLED_TABLES),
+        "equations": page.evaluate(_WIDE_EQUATIONS),
+    }
+
+
+def test_printed_output_and_equations_fit_wide_tables_scroll(online) -> None:
     """Printed lines fit the code column, display equations the text column; a wide table
     scrolls in its own container."""
     wide: list[str] = []
     still_wide: set[str] = set()
-    for path, visit in _visit_each(built_site, browser, site):
-        printed = visit.page.evaluate(_WIDE, True)
-        tables = visit.page.evaluate(_UNSCROLLED_TABLES)
-        equations = visit.page.evaluate(_WIDE_EQUATIONS)
-        wide += [f"{path}: table not in a scroll container: {t}" for t in tables]
-        wide += [f"{path}: display equation wider than the text: {e}" for e in equations]
+    for path, found in _findings(online, _wide_output).items():
+        wide += [f"{path}: table not in a scroll container: {t}" for t in found["tables"]]
+        wide += [f"{path}: display equation wider than the text: {e}" for e in found["equations"]]
         if path in PRINTED_OUTPUT_TOO_WIDE:
-            still_wide |= {path} if printed else set()
+            still_wide |= {path} if found["printed"] else set()
         else:
-            wide += [f"{path}: printed line too wide: {line}" for line in printed]
+            wide += [f"{path}: printed line too wide: {line}" for line in found["printed"]]
     assert not wide, f"{len(wide)} outputs scroll sideways or widen the page:\n" + "\n".join(wide[:20])
     assert still_wide == PRINTED_OUTPUT_TOO_WIDE, (
         f"no printed output too wide on {PRINTED_OUTPUT_TOO_WIDE - still_wide} any more: "
@@ -288,7 +339,12 @@ def _smallest_text(png: Path) -> str | None:
         return image.info.get(METADATA_KEY)
 
 
-def test_figure_text_is_readable_as_displayed(built_site, site: str, browser) -> None:
+@_inspector
+def _figures(path: str, visit: PageVisit) -> list[dict[str, Any]]:
+    return visit.page.evaluate(_FIGURES)
+
+
+def test_figure_text_is_readable_as_displayed(built_site, online) -> None:
     """No figure text smaller than lenet_utils.style.MIN_TEXT_PX as the browser shows it (at
     1280 px a figure wider than the text column is scaled down, and its labels with it). A
     figure's smallest text is recorded when it is drawn (lenet_utils.style); a chapter's PNG
@@ -298,8 +354,8 @@ def test_figure_text_is_readable_as_displayed(built_site, site: str, browser) ->
     _, html = built_site
     small: list[str] = []
     figures = 0
-    for path, visit in _visit_each(built_site, browser, site):
-        for fig in visit.page.evaluate(_FIGURES):
+    for path, found in _findings(online, _figures).items():
+        for fig in found:
             if fig["animation"] is not None:
                 note = fig["animation"]
             elif "_images/" not in fig["src"]:
@@ -324,31 +380,37 @@ def test_figure_text_is_readable_as_displayed(built_site, site: str, browser) ->
     assert not small, f"{len(small)} figures with text under {MIN_TEXT_PX} px:\n" + "\n".join(small)
 
 
-def test_favicon_and_notebook_downloads(built_site, site: str, browser) -> None:
+@_inspector
+def _downloads(path: str, visit: PageVisit) -> dict[str, Any]:
+    page = visit.page
+    problems: list[str] = []
+    icons = page.eval_on_selector_all("link[rel~='icon']", "ls => ls.map(l => l.href)")
+    if not icons:
+        problems.append(f"{path}: no favicon link")
+    for href in icons:
+        response = page.request.get(href)
+        if not (response.ok and response.body()[:8] == b"\x89PNG\r\n\x1a\n"):
+            problems.append(f"{path}: favicon {href} does not load as a PNG")
+    chapter = path.startswith("chapters/") and path != "chapters/sources.html"
+    if chapter:
+        links = page.eval_on_selector_all("a.btn-download-source-button", "as => as.map(a => a.href)")
+        notebook = path.removesuffix(".html") + ".ipynb"
+        wanted = [h for h in links if h.endswith("/_sources/" + notebook)]
+        if not wanted:
+            problems.append(f"{path}: no download link to its notebook ({links})")
+        for href in wanted:
+            response = page.request.get(href)
+            if not (response.ok and b'"nbformat"' in response.body()):
+                problems.append(f"{path}: {href} does not resolve to the notebook")
+    return {"chapter": chapter, "problems": problems}
+
+
+def test_favicon_and_notebook_downloads(online) -> None:
     """Every page names the favicon (a PNG that loads); every chapter page offers its notebook
     for download (jupyter-book's download button), and the link resolves to the notebook."""
-    problems: list[str] = []
-    chapters = 0
-    for path, visit in _visit_each(built_site, browser, site):
-        page = visit.page
-        icons = page.eval_on_selector_all("link[rel~='icon']", "ls => ls.map(l => l.href)")
-        if not icons:
-            problems.append(f"{path}: no favicon link")
-        for href in icons:
-            response = page.request.get(href)
-            if not (response.ok and response.body()[:8] == b"\x89PNG\r\n\x1a\n"):
-                problems.append(f"{path}: favicon {href} does not load as a PNG")
-        if path.startswith("chapters/") and path != "chapters/sources.html":
-            chapters += 1
-            links = page.eval_on_selector_all("a.btn-download-source-button", "as => as.map(a => a.href)")
-            notebook = path.removesuffix(".html") + ".ipynb"
-            wanted = [h for h in links if h.endswith("/_sources/" + notebook)]
-            if not wanted:
-                problems.append(f"{path}: no download link to its notebook ({links})")
-            for href in wanted:
-                response = page.request.get(href)
-                if not (response.ok and b'"nbformat"' in response.body()):
-                    problems.append(f"{path}: {href} does not resolve to the notebook")
+    found = _findings(online, _downloads).values()
+    chapters = sum(f["chapter"] for f in found)
+    problems = [p for f in found for p in f["problems"]]
     assert chapters >= 7, f"only {chapters} chapter pages found"
     assert not problems, "\n".join(problems)
 
@@ -389,24 +451,45 @@ def test_pages_work_opened_from_disk(built_site, browser) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_animations_step_when_clicked(built_site, site: str, browser) -> None:
-    stepped = 0
-    for path, visit in _visit_each(built_site, browser, site):
-        page = visit.page
-        for anim in page.query_selector_all("div.animation"):
-            img = anim.query_selector("img")
-            pause = anim.query_selector("button[title='Pause']")
-            if pause:
-                pause.click()
-            before = img.get_attribute("src")
-            anim.query_selector("button[title='Next frame']").click()
-            after = img.get_attribute("src")
-            assert after and after != before, f"{path}: an animation did not step when 'Next frame' was clicked"
+@_inspector
+def _prev_next(path: str, visit: PageVisit) -> list[str]:
+    broken = []
+    for link in visit.page.query_selector_all("a.prev-page, a.next-page"):
+        href = link.get_attribute("href")
+        response = visit.page.request.get(visit.page.url.rsplit("/", 1)[0] + "/" + href.split("#")[0])
+        if not response.ok:
+            broken.append(f"{path}: prev/next link {href} gives HTTP {response.status}")
+    return broken
+
+
+@_inspector
+def _animations(path: str, visit: PageVisit) -> dict[str, Any]:
+    """Clicks each animation's 'Next frame' (last of the inspectors: it changes the page)."""
+    stepped, stuck = 0, []
+    for anim in visit.page.query_selector_all("div.animation"):
+        img = anim.query_selector("img")
+        pause = anim.query_selector("button[title='Pause']")
+        if pause:
+            pause.click()
+        before = img.get_attribute("src")
+        anim.query_selector("button[title='Next frame']").click()
+        after = img.get_attribute("src")
+        if after and after != before:
             stepped += 1
+        else:
+            stuck.append(f"{path}: an animation did not step when 'Next frame' was clicked")
+    return {"stepped": stepped, "stuck": stuck}
+
+
+def test_animations_step_when_clicked(online) -> None:
+    found = _findings(online, _animations).values()
+    stuck = [s for f in found for s in f["stuck"]]
+    assert not stuck, "\n".join(stuck)
+    stepped = sum(f["stepped"] for f in found)
     assert stepped >= 1, "no JavaScript animation found on the site (the explorers' static faces)"
 
 
-def test_search_finds_lenet_and_prev_next_links_resolve(built_site, site: str, browser) -> None:
+def test_search_finds_lenet_and_prev_next_links_resolve(site: str, browser, online) -> None:
     visit = PageVisit(browser, site, "search.html?q=LeNet")
     try:
         visit.open()
@@ -414,8 +497,5 @@ def test_search_finds_lenet_and_prev_next_links_resolve(built_site, site: str, b
         assert visit.page.query_selector_all("#search-results li"), "search for 'LeNet' found nothing"
     finally:
         visit.close()
-    for path, visit in _visit_each(built_site, browser, site):
-        for link in visit.page.query_selector_all("a.prev-page, a.next-page"):
-            href = link.get_attribute("href")
-            response = visit.page.request.get(visit.page.url.rsplit("/", 1)[0] + "/" + href.split("#")[0])
-            assert response.ok, f"{path}: prev/next link {href} gives HTTP {response.status}"
+    broken = [b for found in _findings(online, _prev_next).values() for b in found]
+    assert not broken, "\n".join(broken)
