@@ -158,7 +158,10 @@ def paper_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
     paper's scale (background -0.1, ink 1.175, §II.B): ``(N, 1, S, S)`` float.
 
     ``kind``: ``"pad32"`` (padded to 32x32, LeNet-5 and LeNet-4), ``"28"`` (as stored),
-    ``"16in28"`` (LeNet-1: subsampled to 16x16 and centred in 28x28), ``"deslant20"``
+    ``"crop16in28"`` (LeNet-1: the 20x20 window around the ink,
+    :func:`lenet_utils.deslant.crop_to_ink`, i.e. the digit as MNIST size-normalised it,
+    subsampled to 16x16 and centred in 28x28), ``"16in28"`` (the whole 28x28 frame subsampled
+    to 16x16 and centred in 28x28: the digit ends up about 11 pixels tall), ``"deslant20"``
     (deslanted, :func:`lenet_utils.deslant.deslant`, then cropped to the 20x20 window around
     its ink, :func:`lenet_utils.deslant.crop_to_ink`: our reading of the paper's deslanted
     20x20 images). Subsampling is bilinear with antialiasing (the paper does not say how it
@@ -171,32 +174,45 @@ def paper_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
         return x.contiguous()
     if kind == "pad32":
         return F.pad(x, (2, 2, 2, 2), value=-0.1).contiguous()
-    if kind == "16in28":
+    if kind in ("16in28", "crop16in28"):
+        if kind == "crop16in28":
+            from .deslant import crop_to_ink
+
+            x = crop_to_ink(x, 20, background=-0.1)  # (N, 1, 20, 20): the digit's own box
         small = F.interpolate(x + 0.1, size=(16, 16), mode="bilinear", antialias=True, align_corners=False) - 0.1
         return F.pad(small, (6, 6, 6, 6), value=-0.1).contiguous()  # (N, 1, 28, 28)
     if kind == "deslant20":
         from .deslant import crop_to_ink, deslant
 
         return crop_to_ink(deslant(x, background=-0.1), 20, background=-0.1).contiguous()  # (N, 1, 20, 20)
-    raise ValueError(f"input kind must be 'pad32', '28', '16in28' or 'deslant20', not {kind!r}")
+    raise ValueError(f"input kind must be one of {', '.join(map(repr, INPUT_KINDS))}, not {kind!r}")
 
 
-def mnist_tensors(model: str = "paper") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+#: the input kinds of :func:`paper_inputs`
+INPUT_KINDS: tuple[str, ...] = ("pad32", "28", "crop16in28", "16in28", "deslant20")
+
+
+def mnist_tensors(
+    model: str = "paper", kind: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(X_train, y_train, X_test, y_test)`` as the model expects them, held in memory.
 
     ``"paper"``: padded to 32x32, background -0.1, ink 1.175 (§II.B). ``"modern"``: resized to
     32x32 and standardised, as the reproduction project does. A network of
-    :data:`lenet_utils.models.PAPER_NETS`: its input kind (:func:`paper_inputs`).
+    :data:`lenet_utils.models.PAPER_NETS`: its input kind (:func:`paper_inputs`), or ``kind``
+    if given (to compare inputs on held-out digits, :mod:`lenet_utils.fig9.fc_study`).
     """
     from .data import load_data, load_split
     from .models import PAPER_NETS
 
+    if kind is not None and model not in PAPER_NETS:
+        raise ValueError(f"an input kind ({kind!r}) is for the networks of PAPER_NETS, not {model!r}")
     if model == "paper":
         train_iter, test_iter = load_data("mnist", 1000, size=32, normalize="paper")
     elif model == "modern":
         train_iter, test_iter = load_data("mnist", 1000, size=32, resize=True, normalize="standard")
     elif model in PAPER_NETS:
-        kind = PAPER_NETS[model][1]
+        kind = kind or PAPER_NETS[model][1]
         (Xtr, ytr), (Xte, yte) = load_split("mnist", True), load_split("mnist", False)
         return paper_inputs(Xtr, kind), ytr, paper_inputs(Xte, kind), yte
     else:

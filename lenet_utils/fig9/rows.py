@@ -147,18 +147,27 @@ def run_id(row: str, seed: int, train_size: int, test_size: int, passes: int | s
 
 
 def _recipe_tag(row: Row) -> str:
+    """The recipe tag of the network a row trains (the ``lenet4`` net of the features rows)."""
     from .nets import recipe_tag
 
-    return recipe_tag(row.spec[0]) if row.family == "net" else ""
+    nets = {"net": lambda: row.spec[0], "boost": lambda: row.spec[0], "features": lambda: "lenet4"}
+    return recipe_tag(nets[row.family]()) if row.family in nets else ""
 
 
 def run_tag(name: str, seed: int, train_subset: int | None, test_subset: int | None, passes: int,
             recipe: str = "") -> str:  # fmt: skip
     """The name of a network run's folder (under ``run_dir``); ``recipe``: settings that differ
-    from the book's LeNet-5 runs, if any."""
+    from the book's LeNet-5 runs, if any (:func:`folder_recipe`)."""
     return f"{name}_seed{seed}" + (f"_n{train_subset}" if train_subset else "") + (
         f"_t{test_subset}" if test_subset else "") + (f"_p{passes}" if passes != 20 else "") + (
         f"_{recipe}" if recipe else "")  # fmt: skip
+
+
+def folder_recipe(model: str) -> str:
+    """``model``'s :func:`~lenet_utils.fig9.nets.recipe_tag` as a folder name part (``"mu0.1"``)."""
+    from .nets import recipe_tag
+
+    return recipe_tag(model).replace("=", "").replace("|", "_")
 
 
 def _run_classic(row: Row, seed: int, train_subset: int | None, test_subset: int | None) -> dict[str, Any]:
@@ -231,8 +240,7 @@ def run_row(
         from .nets import train_net
 
         model, distortions, copies, *config = row.spec
-        recipe = _recipe_tag(row).replace("=", "").replace("|", "_")
-        tag = run_tag(name, seed, train_subset, test_subset, passes, recipe)
+        tag = run_tag(name, seed, train_subset, test_subset, passes, folder_recipe(model))
         out = Path(run_dir) / tag if run_dir is not None else None
         res = train_net(model, seed=seed, distortions=distortions, copies=copies, passes=passes,
                         train_subset=train_subset, test_subset=test_subset, out=out, threads=threads,
