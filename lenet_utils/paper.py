@@ -105,6 +105,11 @@ __all__ = [
 
 LOG_FIELDS = ("pass", "eps", "loss", "train_error", "test_error", "seconds", "eval_seconds")
 
+#: Batch size of the per-pass evaluation (and of :func:`evaluate`). Each digit's outputs do not
+#: depend on it (checked bit for bit on all 70,000 digits for LeNet-5, LeNet-1 and FC-300 at 100
+#: to 2,000); 500 keeps a batch's feature maps in cache and measured almost twice as fast as 2,000.
+EVAL_BATCH = 500
+
 
 @dataclass
 class PaperConfig:
@@ -319,7 +324,9 @@ def _is_rbf(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> tuple[float, torch.Tensor]:
+def evaluate(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH
+) -> tuple[float, torch.Tensor]:
     """Error rate of ``model`` on ``(X, y)`` and its predicted labels.
 
     RBF models predict the class with the smallest penalty, softmax models the largest score.
@@ -562,7 +569,7 @@ def train(
     Xtr, ytr, Xte, yte = (t.to(device) for t in _prepare(cfg, data))
     torch.manual_seed(cfg.seed)
     model = _build(cfg.model, cfg.init).to(device)
-    evals = {"train_eval": TensorLoader(Xtr, ytr, 2000), "test": TensorLoader(Xte, yte, 2000)}
+    evals = {"train_eval": TensorLoader(Xtr, ytr, EVAL_BATCH), "test": TensorLoader(Xte, yte, EVAL_BATCH)}
     task, schedule = make_task(cfg, model, Xtr, ytr, evals, device)
     out_dir = Path(out) if out is not None else None
     rows: list[dict[str, float]] = []
