@@ -320,6 +320,28 @@ def test_net_row_through_the_command_is_resumable(tmp_path: Path) -> None:
     assert '"passes_trained_here": 0' in result["info"]  # the checkpoint was reused, nothing retrained
     assert result["error_pct"] == float(row["error_pct"])
     assert not append_result(out, result)
+    # two queue workers finishing together take turns at the file; a writer that never lets go is reported
+    import threading
+
+    from lenet_utils.sweep import SweepBusyError, one_writer
+
+    holding, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        with one_writer(out):
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other_worker)
+    t.start()
+    holding.wait(10)
+    other = {**result, "run_id": result["run_id"] + "|other"}
+    with pytest.raises(SweepBusyError, match="another sweep"):
+        append_result(out, other, wait=0)
+    threading.Timer(0.2, release.set).start()
+    assert append_result(out, other, wait=30)  # written once the other worker let go
+    t.join()
+    assert [r["run_id"] for r in read_results(out)] == [result["run_id"], other["run_id"]]
 
 
 def test_pairwise_combinations_agree_mostly_and_refuse_others() -> None:

@@ -262,22 +262,30 @@ def _pct(v: float | str) -> float | str:
     return round(v, 2) if isinstance(v, float) else v
 
 
-def append_result(out: str | Path, result: dict[str, Any]) -> bool:
+def append_result(out: str | Path, result: dict[str, Any], wait: float = 60.0) -> bool:
     """Append ``result`` to the CSV ``out`` unless its ``run_id`` is there; ``True`` if written.
 
-    One process writes a file at a time (:func:`~lenet_utils.sweep.one_writer`; a second one
-    gets :class:`~lenet_utils.sweep.SweepBusyError`).
+    One process writes a file at a time (:func:`~lenet_utils.sweep.one_writer`): two workers of
+    ``data/fig9/queue.sh`` finishing together take turns; after ``wait`` seconds of waiting the
+    :class:`~lenet_utils.sweep.SweepBusyError` is raised.
     """
-    from ..sweep import ResultsFile, one_writer
+    from ..sweep import ResultsFile, SweepBusyError, one_writer
 
     out = Path(out)
-    with one_writer(out):
-        upgrade_results_file(out)
-        results = ResultsFile(out, COLUMNS)
-        if result["run_id"] in results.done():
-            return False
-        results.append(result)
-    return True
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with one_writer(out):
+                upgrade_results_file(out)
+                results = ResultsFile(out, COLUMNS)
+                if result["run_id"] in results.done():
+                    return False
+                results.append(result)
+            return True
+        except SweepBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def already_done(out: str | Path, rid: str) -> bool:
