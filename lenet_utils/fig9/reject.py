@@ -149,7 +149,7 @@ def fill_rejection(out: str | Path, run_dir: str | Path, *, families: tuple[str,
 def _retest(row: Any, r: dict[str, str], run_dir: Path) -> tuple[float, float] | None:
     """``(error %, rejection %)`` of a stored row's classifier on its test digits, or ``None``."""
     from ..paper import checkpoint_log, load_checkpoint, mnist_tensors
-    from .rows import _run_classic, run_tag
+    from .rows import _run_classic, net_folder
 
     n_train, n_test, seed = int(r["train_size"]), int(r["test_size"]), int(r["seed"])
     train_subset, test_subset = (n_train if n_train < 60_000 else None), (n_test if n_test < 10_000 else None)
@@ -158,7 +158,7 @@ def _retest(row: Any, r: dict[str, str], run_dir: Path) -> tuple[float, float] |
             res = _run_classic(row, seed, train_subset, test_subset)
         return round(100 * res["error"], 4), res["reject_pct"]
     passes = int(r["passes"])
-    ckpt = run_dir / run_tag(row.name, seed, train_subset, test_subset, passes) / "checkpoint.pt"
+    ckpt = run_dir / net_folder(row, seed, train_subset, test_subset, passes) / "checkpoint.pt"
     if not ckpt.is_file() or len(checkpoint_log(ckpt)) != passes:
         return None
     Xte, yte = mnist_tensors(row.spec[0])[2:]

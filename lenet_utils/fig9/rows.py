@@ -170,6 +170,11 @@ def folder_recipe(model: str) -> str:
     return recipe_tag(model).replace("=", "").replace("|", "_")
 
 
+def net_folder(row: Row, seed: int, train_subset: int | None, test_subset: int | None, passes: int) -> str:
+    """The run folder's name of a ``net`` row (:func:`run_tag` with its network's recipe)."""
+    return run_tag(row.name, seed, train_subset, test_subset, passes, folder_recipe(row.spec[0]))
+
+
 def _run_classic(row: Row, seed: int, train_subset: int | None, test_subset: int | None) -> dict[str, Any]:
     fitter_name, kind = row.spec
     Xtr, ytr = load_split("mnist", True)
@@ -240,7 +245,7 @@ def run_row(
         from .nets import train_net
 
         model, distortions, copies, *config = row.spec
-        tag = run_tag(name, seed, train_subset, test_subset, passes, folder_recipe(model))
+        tag = net_folder(row, seed, train_subset, test_subset, passes)
         out = Path(run_dir) / tag if run_dir is not None else None
         res = train_net(model, seed=seed, distortions=distortions, copies=copies, passes=passes,
                         train_subset=train_subset, test_subset=test_subset, out=out, threads=threads,
