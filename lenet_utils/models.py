@@ -323,6 +323,10 @@ def _init(model: nn.Module, init: str) -> nn.Module:
 def lenet1(*, init: str = "paper") -> nn.Sequential:
     """LeNet-1 (paper §III.C): 16x16 digits centred in a 28x28 input.
 
+    The paper's digits "subsampled to 16x16" are read as MNIST's size-normalised digit (its 20x20
+    box) brought to 16x16, not the whole 28x28 frame (input ``"crop16in28"`` of
+    :data:`PAPER_NETS`; the choice was made on held-out training digits, ``data/fig9/README.md``).
+
     ======  ==========================================  ===============  ======
     layer   module                                      output           params
     ======  ==========================================  ===============  ======
@@ -398,10 +402,11 @@ def fc_net(hidden: tuple[int, ...], *, side: int = 28, init: str = "paper") -> n
 
 #: The networks :mod:`lenet_utils.paper` trains besides LeNet-5, by name: ``(builder(init=...),
 #: input)``. ``input`` names how :func:`lenet_utils.paper.mnist_tensors` prepares the digits:
-#: ``"pad32"`` (LeNet-5's 32x32), ``"28"`` (as stored), ``"16in28"`` (subsampled to 16x16,
-#: centred in 28x28), ``"deslant20"`` (deslanted, then cropped to the 20x20 box of its ink).
+#: ``"pad32"`` (LeNet-5's 32x32), ``"28"`` (as stored), ``"crop16in28"`` (the digit's 20x20 box
+#: subsampled to 16x16, centred in 28x28), ``"deslant20"`` (deslanted, then cropped to the 20x20
+#: box of its ink); :func:`lenet_utils.paper.paper_inputs` lists them all.
 PAPER_NETS: dict[str, tuple[Callable[..., nn.Module], str]] = {
-    "lenet1": (lenet1, "16in28"),
+    "lenet1": (lenet1, "crop16in28"),
     "lenet4": (lenet4, "pad32"),
     "fc-300": (partial(fc_net, (300,)), "28"),
     "fc-1000": (partial(fc_net, (1000,)), "28"),

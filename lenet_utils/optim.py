@@ -133,6 +133,23 @@ class SDLM(torch.optim.Optimizer):
                     out[p] = group["lr"] / (group["mu"] + h)
         return out
 
+    def _denom(self, p: torch.Tensor, lr: float, mu: float) -> torch.Tensor:
+        """``(mu + h) / lr`` for parameter ``p``, cached: it changes once per pass."""
+        state = self.state[p]
+        h = state.get("hessian")
+        if h is None:
+            raise RuntimeError(
+                "SDLM has no curvature for this parameter: call "
+                "set_hessian(...) (e.g. with gauss_newton_diagonal) "
+                "before the first step"
+            )
+        key = (lr, mu, h.data_ptr())
+        denom = state.get("denom")
+        if denom is None or state.get("denom_for") != key:
+            denom = (h + mu) / lr
+            state["denom"], state["denom_for"] = denom, key
+        return denom
+
     @torch.no_grad()
     def step(
         self, closure: Callable[[], torch.Tensor] | None = None
@@ -143,24 +160,13 @@ class SDLM(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr, mu = group["lr"], group["mu"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                h = self.state[p].get("hessian")
-                if h is None:
-                    raise RuntimeError(
-                        "SDLM has no curvature for this parameter: call "
-                        "set_hessian(...) (e.g. with gauss_newton_diagonal) "
-                        "before the first step"
-                    )
-                denom = self.state[p].get("denom")
-                key = (lr, mu, h.data_ptr())
-                if denom is None or self.state[p].get("denom_for") != key:
-                    # cached: eta_k = lr / (mu + h_kk) changes once per pass
-                    denom = (h + mu) / lr
-                    self.state[p]["denom"] = denom
-                    self.state[p]["denom_for"] = key
-                p.addcdiv_(p.grad, denom, value=-1.0)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            denoms = [self._denom(p, lr, mu) for p in params]
+            # one call for the group; each tensor gets exactly ``p.addcdiv_(g, denom, value=-1)``
+            torch._foreach_addcdiv_(params, grads, denoms, value=-1.0)
         return loss
 
 

@@ -20,7 +20,7 @@ from lenet_utils.data import load_split
 from lenet_utils.fig9 import ROWS, append_result, get_row, run_row
 from lenet_utils.fig9.base import flat_inputs
 from lenet_utils.fig9.knn import fit_knn, knn_vote, nearest
-from lenet_utils.fig9.rows import COLUMNS, read_results
+from lenet_utils.fig9.rows import COLUMNS, folder_recipe, read_results, run_tag
 from lenet_utils.fig9.tangent import tangent_distance, tangent_vectors
 from lenet_utils.optim import gauss_newton_diagonal
 
@@ -164,11 +164,21 @@ def test_paper_inputs_kinds() -> None:
     X, _ = load_split("mnist", False)
     X = X[:4]
     assert paper.paper_inputs(X, "pad32").shape == (4, 1, 32, 32)
-    small = paper.paper_inputs(X, "16in28")
-    assert small.shape == (4, 1, 28, 28)
     blank = torch.tensor(-0.1)
-    assert torch.allclose(small[:, :, :6], blank) and torch.allclose(small[:, :, :, -6:], blank)
-    assert small.max() > 0.5  # the digit is in the middle
+    for kind in ("16in28", "crop16in28"):
+        small = paper.paper_inputs(X, kind)
+        assert small.shape == (4, 1, 28, 28)
+        assert torch.allclose(small[:, :, :6], blank) and torch.allclose(small[:, :, :, -6:], blank)
+        assert small.max() > 0.5  # the digit is in the middle
+
+    def ink_rows(img: torch.Tensor) -> int:  # rows holding ink
+        return int((img[0] > 0).any(1).sum())
+
+    # the crop keeps the digit at 16/20 of MNIST's size-normalised box; the whole frame shrinks it to 16/28
+    frame, crop = paper.paper_inputs(X, "16in28"), paper.paper_inputs(X, "crop16in28")
+    for i in range(4):
+        assert ink_rows(crop[i]) > ink_rows(frame[i]), i
+        assert ink_rows(crop[i]) <= 16
     d20 = paper.paper_inputs(X, "deslant20")
     assert d20.shape == (4, 1, 20, 20) and d20.min() >= -0.1 - 1e-5
     with pytest.raises(ValueError, match="input kind"):
@@ -310,6 +320,28 @@ def test_net_row_through_the_command_is_resumable(tmp_path: Path) -> None:
     assert '"passes_trained_here": 0' in result["info"]  # the checkpoint was reused, nothing retrained
     assert result["error_pct"] == float(row["error_pct"])
     assert not append_result(out, result)
+    # two queue workers finishing together take turns at the file; a writer that never lets go is reported
+    import threading
+
+    from lenet_utils.sweep import SweepBusyError, one_writer
+
+    holding, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        with one_writer(out):
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other_worker)
+    t.start()
+    holding.wait(10)
+    other = {**result, "run_id": result["run_id"] + "|other"}
+    with pytest.raises(SweepBusyError, match="another sweep"):
+        append_result(out, other, wait=0)
+    threading.Timer(0.2, release.set).start()
+    assert append_result(out, other, wait=30)  # written once the other worker let go
+    t.join()
+    assert [r["run_id"] for r in read_results(out)] == [result["run_id"], other["run_id"]]
 
 
 def test_pairwise_combinations_agree_mostly_and_refuse_others() -> None:
@@ -338,13 +370,14 @@ def test_command_refuses_a_results_file_of_other_columns(tmp_path: Path, capsys:
 # The fully connected nets' settings, the fixed distortion set, the huge distortions
 
 
-def test_fc_nets_take_their_own_damping_and_say_so() -> None:
-    from lenet_utils.fig9.nets import FC_SETTINGS, NET_SETTINGS, net_settings, recipe_tag
-    from lenet_utils.fig9.rows import run_id
+def test_fc_nets_and_lenets_take_their_own_damping_and_say_so() -> None:
+    from lenet_utils.fig9.nets import FC_SETTINGS, LENET_SETTINGS, NET_SETTINGS, net_settings, recipe_tag
+    from lenet_utils.fig9.rows import get_row, run_id, run_tag
 
     assert NET_SETTINGS == {"init": "sqrt", "mu": 1.0, "batch_size": 10}  # LeNet-5's committed recipe
-    for model in ("paper", "lenet1", "lenet4"):
-        assert net_settings(model) == NET_SETTINGS and recipe_tag(model) == ""
+    assert net_settings("paper") == NET_SETTINGS and recipe_tag("paper") == ""
+    for model in ("lenet1", "lenet4"):
+        assert net_settings(model) == {**NET_SETTINGS, **LENET_SETTINGS.get(model, {})}
     for model in ("fc-300", "fc-1000", "fc-300-100", "fc-500-150", "fc20-300"):
         assert net_settings(model) == {**NET_SETTINGS, **FC_SETTINGS} != NET_SETTINGS
     tag = recipe_tag("fc-300")
@@ -352,6 +385,33 @@ def test_fc_nets_take_their_own_damping_and_say_so() -> None:
     # a result of the old settings (no tag) is never taken for one of the new
     assert run_id("fc-300", 0, 60_000, 10_000, 20).endswith("|" + tag)
     assert run_id("lenet5", 0, 60_000, 10_000, 20) == "lenet5|seed=0|train=60000|test=10000|passes=20"
+    # LeNet-4's own damping marks its row and every row built on its net, and their folders
+    tag4 = recipe_tag("lenet4")
+    assert tag4 == f"mu={LENET_SETTINGS['lenet4']['mu']:g}" != ""
+    for row in ("lenet4", "lenet4-knn", "lenet4-local", "boosted-lenet4-dist"):
+        assert get_row(row) and run_id(row, 0, 60_000, 10_000, 20).endswith("|" + tag4), row
+    assert run_tag("lenet4", 0, None, None, 20, tag4.replace("=", "")) == "lenet4_seed0_" + tag4.replace("=", "")
+
+
+@pytest.mark.parametrize(("flag", "value", "message"),
+                         [("--models", "lenet9", "not a network"), ("--mus", "1,zero", "not a number"),
+                          ("--mus", "0", "must be positive"), ("--inputs", "12x12", "not an input kind")])  # fmt: skip
+def test_the_study_refuses_bad_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str,
+                                     message: str) -> None:  # fmt: skip
+    out = tmp_path / "study.csv"
+    argv = ["fig9", "--fc-validation", str(out), "--models", "lenet1", "--passes", "1", flag, value]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and value.split(",")[-1] in err and not out.exists()
+
+
+def test_the_study_compares_lenet1_inputs(tmp_path: Path) -> None:
+    from lenet_utils.fig9.fc_study import fc_validation
+
+    rows = fc_validation(["lenet1"], [1.0], passes=1, train_subset=200, inputs=["16in28", "crop16in28"],
+                         out=tmp_path / "study.csv")  # fmt: skip
+    assert [r["input"] for r in rows] == ["16in28", "crop16in28"]
+    assert rows[0]["run_id"] != rows[1]["run_id"]
 
 
 def test_fc_validation_holds_out_training_digits(tmp_path: Path) -> None:
@@ -364,6 +424,7 @@ def test_fc_validation_holds_out_training_digits(tmp_path: Path) -> None:
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == FC_VALIDATION_COLUMNS and [r["mu"] for r in rows] == ["1.0", "0.1"]
+    assert [r["input"] for r in rows] == ["28", "28"] and rows[0]["run_id"].startswith("fc-300|input=28|mu=1|")
     assert all(r["validation_size"] == "10000" and r["train_size"] == "300" for r in rows)
     assert rows[0]["validation_error_pct"] != rows[1]["validation_error_pct"]  # mu changes the run
     assert "--fc-validation" in rows[0]["command"]
@@ -484,7 +545,9 @@ def test_feature_rows_share_the_lenet4_run(tmp_path: Path, capsys: pytest.Captur
     assert cli_main(argv) == 0
     assert cli_main(argv) == 0 and "already in" in capsys.readouterr().out  # the command finds its run id
     (b,) = read_results(out)
-    assert [p.name for p in runs.iterdir()] == ["lenet4_seed0_n600_t200_p1"]  # one net, trained once
+    # one net, trained once, in the folder the lenet4 row itself uses (its own damping in the name)
+    assert [p.name for p in runs.iterdir()] == [run_tag("lenet4", 0, 600, 200, 1, folder_recipe("lenet4"))]
+    assert runs.joinpath(f"lenet4_seed0_n600_t200_p1_{folder_recipe('lenet4')}").is_dir()
     ia, ib = json.loads(a["info"]), json.loads(b["info"])
     assert ia["lenet4_info"]["passes_trained_here"] == 1 and ib["lenet4_info"]["passes_trained_here"] == 0
     assert ia["k"] in (1, 3, 5, 7, 9) and (ib["K"], ib["decay"]) != ("", "")

@@ -91,6 +91,25 @@ def test_prediction_is_smallest_penalty() -> None:
     assert torch.equal(model.predict(x), model(x).argmin(1))
 
 
+def test_eval_batches_give_the_outputs_of_whole_blocks() -> None:
+    """The evaluation's batches cover every digit once, in order; a full block is cut into
+    smaller batches and a partial last block is kept whole; the outputs are bit for bit those
+    of whole blocks (and ScaledTanh's in-place evaluation path gives the autograd path's bits)."""
+    torch.manual_seed(0)
+    X, y = torch.rand(2300, 1, 32, 32) * 1.275 - 0.1, torch.randint(0, 10, (2300,))
+    batches = list(paper.EvalBatches(X, y, block=1000, batch=250))
+    assert [len(xb) for xb, _ in batches] == [250] * 8 + [300]
+    assert torch.equal(torch.cat([yb for _, yb in batches]), y)
+    model = LeNet5Paper(init="sqrt").eval()
+    with torch.inference_mode():
+        ours = torch.cat([model(xb) for xb, _ in batches])
+    blocks = torch.cat([model(X[i : i + 1000]) for i in range(0, len(X), 1000)])  # autograd on
+    assert torch.equal(ours, blocks.detach())
+    assert paper.evaluate(model, X, y, batch_size=1000)[1].tolist() == blocks.argmin(1).tolist()
+    with pytest.raises(ValueError, match="multiple"):
+        paper.EvalBatches(X, y, block=1000, batch=300)
+
+
 def test_distort_is_seeded_and_identity_when_off() -> None:
     x = torch.rand(4, 1, 32, 32) * 1.275 - 0.1
     same = paper.distort(x, torch.Generator().manual_seed(0), prob=0.0)

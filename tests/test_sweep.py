@@ -305,3 +305,53 @@ def test_ablation_figures_group_runs_and_count_them() -> None:
     assert gain_dot.get_xdata()[0] == pytest.approx(5.0) and gain_dot.get_color() == "C2"
     assert ax.lines[3].get_color() == "0.5"  # an interval containing zero is grey
     assert len(ax.collections) == 1  # one reference cross
+
+
+# --------------------------------------------------------------------------------------------
+# The estimate against committed runs (no timing: the unit costs come from committed rows)
+
+
+def _estimate_from(
+    monkeypatch: pytest.MonkeyPatch, calibration: list[dict], spec: sweep.Spec, done: set[str]
+) -> float:
+    """``sweep.estimate`` of ``spec``'s runs not in ``done``, with the unit costs its probes
+    would measure replaced by the mean CPU seconds per seed-epoch of ``calibration``'s runs
+    (all one configuration but the learning rate, which the estimate prices as one point)."""
+    per_epoch = sum(r["cpu_seconds"] / r["epochs"] for r in calibration) / len(calibration)
+    point = {k: calibration[0][k] for k in ("batch_size", "train_subset", "test_subset", "activation", "pool")}
+    steps = -(-(point["train_subset"] or 60000) // point["batch_size"])
+
+    def unit_costs(config: dict, engine: str, seeds: int = 1, num_threads: int = 1) -> tuple[float, float]:
+        assert engine == "fit" and {k: config[k] for k in point} == point, (engine, config)
+        return per_epoch / steps, 0.0  # the test images' cost folded into the steps'
+
+    monkeypatch.setattr(sweep, "unit_costs", unit_costs)
+    return sweep.estimate(spec, done, spec.engine, 1)[0]
+
+
+def test_estimate_prices_committed_runs_within_20_percent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``estimate`` does with unit costs, against CPU seconds real runs recorded.
+
+    Calibrated on the runs of the committed ``lr`` sweep (d2l's defaults at 17 learning rates,
+    one thread): (a) the ``epochs`` sweep, the same network for 100 epochs and not among the
+    calibration rows, priced as a whole; (b) each point of ``lr`` priced from the other 16
+    points' runs only. Each estimate within 20% of the recorded total."""
+    lr_rows = [r for r in read_results(REPO / "data/results/lr.csv") if r["sweep"] == "lr"]
+    epochs_rows = [r for r in read_results(REPO / "data/results/epochs.csv") if r["sweep"] == "epochs"]
+    assert {r["threads"] for r in lr_rows + epochs_rows} == {1}
+    epochs_spec = load_spec(REPO / "data/sweeps/epochs.json")
+    assert {r["run_id"] for r in epochs_rows} == {r.run_id for r in epochs_spec.runs()}
+    measured = sum(r["cpu_seconds"] for r in epochs_rows)
+    ratio = _estimate_from(monkeypatch, lr_rows, epochs_spec, set()) / measured
+    assert 0.8 <= ratio <= 1.2, f"epochs sweep: estimate / measured = {ratio:.2f}"
+    lr_spec = load_spec(REPO / "data/sweeps/lr.json")
+    by_lr = collections.defaultdict(list)
+    for r in lr_rows:
+        by_lr[r["lr"]].append(r)
+    assert sorted(by_lr) == sorted({c["lr"] for c in lr_spec.configs})
+    ratios = {}
+    for lr, rows in by_lr.items():
+        others = [r for r in lr_rows if r["lr"] != lr]
+        done = {r["run_id"] for r in others}
+        ratios[lr] = _estimate_from(monkeypatch, others, lr_spec, done) / sum(r["cpu_seconds"] for r in rows)
+    assert all(0.8 <= x <= 1.2 for x in ratios.values()), {k: round(v, 2) for k, v in ratios.items()}

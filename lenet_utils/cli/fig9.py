@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "digits (lenet_utils.fig9.fc_study), appended to CSV; with --models, --mus, --passes")
     p.add_argument("--models", default="fc-300", help="--fc-validation: comma-separated nets (default fc-300)")
     p.add_argument("--mus", default="1,0.1,0.02", help="--fc-validation: comma-separated mu (default 1,0.1,0.02)")
+    p.add_argument("--inputs", default=None,
+                   help="--fc-validation: comma-separated input kinds to try (default: each net's own)")  # fmt: skip
     p.add_argument("--fill-rejection", nargs="?", const="net", choices=["net", "classic", "all"], default=None,
                    help="instead of running a row: fill the rejection column of --out's rows written before it "
                    "(net: finished networks from --run-dir, tested again; classic: deterministic rows "
@@ -44,14 +46,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _study_lists(a: argparse.Namespace) -> tuple[list[str], list[float], list[str] | None]:
+    """--models, --mus and --inputs of --fc-validation, checked: a ``ValueError`` names the bad value."""
+    from ..models import PAPER_NETS
+    from ..paper import INPUT_KINDS
+
+    models = a.models.split(",")
+    for m in models:
+        if m not in PAPER_NETS:
+            raise ValueError(f"--models: {m!r} is not a network of the study; choose among {', '.join(PAPER_NETS)}")
+    mus = []
+    for m in a.mus.split(","):
+        try:
+            mus.append(float(m))
+        except ValueError:
+            raise ValueError(f"--mus: {m!r} is not a number (give e.g. --mus 1,0.1)") from None
+        if not mus[-1] > 0:
+            raise ValueError(f"--mus: the damping must be positive, got {m}")
+    inputs = a.inputs.split(",") if a.inputs else None
+    for k in inputs or []:
+        if k not in INPUT_KINDS:
+            raise ValueError(f"--inputs: {k!r} is not an input kind; choose among {', '.join(INPUT_KINDS)}")
+    return models, mus, inputs
+
+
 def _fc_validation(a: argparse.Namespace, words: list[str]) -> int:
     from ..fig9.fc_study import fc_validation
+    from ..sweep import SweepBusyError
 
     command = "python -m lenet_utils fig9 " + " ".join(shlex.quote(w) for w in words)
-    rows = fc_validation(a.models.split(","), [float(m) for m in a.mus.split(",")], passes=a.passes,
-                         seed=a.seed, train_subset=a.train_subset, out=a.fc_validation, command=command)  # fmt: skip
+    try:
+        models, mus, inputs = _study_lists(a)
+        rows = fc_validation(models, mus, passes=a.passes, seed=a.seed, train_subset=a.train_subset,
+                             out=a.fc_validation, command=command, inputs=inputs)  # fmt: skip
+    except (SweepBusyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for r in rows:
-        print(f"{r['model']} mu {r['mu']:g}: train {r['train_error_pct']:.2f}%, held out "
+        print(f"{r['model']} ({r['input']}) mu {r['mu']:g}: train {r['train_error_pct']:.2f}%, held out "
               f"{r['validation_error_pct']:.2f}% after {r['passes']} passes ({r['cpu_seconds']:.0f} s CPU)")
     return 0
 

@@ -139,7 +139,7 @@ def _train_filtered(
     """Net 2 or 3: its patterns screened from its stream, then the recipe, resumably."""
     from .. import checkpoint
     from ..paper import PaperConfig, load_checkpoint, train
-    from .nets import NET_SETTINGS
+    from .nets import net_settings
 
     Xtr, ytr, Xte, yte = data
     if not _finished(folder, passes):
@@ -147,7 +147,7 @@ def _train_filtered(
         if len(Xs) < 2:
             raise ValueError(f"net {which} found {len(Xs)} patterns to train on: use a larger training subset")
         cfg = PaperConfig(model="lenet4", passes=passes, seed=seed + 1000 * (which - 1), threads=threads,
-                          extra={"boosted": f"net {which}", **info}, **NET_SETTINGS)  # fmt: skip
+                          extra={"boosted": f"net {which}", **info}, **net_settings("lenet4"))  # fmt: skip
         train(cfg, folder, data=(Xs, ys, Xte, yte), command=command)
     extra = checkpoint.load(folder / "checkpoint.pt", kind="paper")["config"]["extra"]  # the screening's counts
     return load_checkpoint(folder / "checkpoint.pt"), {k: v for k, v in extra.items() if k != "boosted"}
@@ -161,7 +161,7 @@ def run_boost(row: Any, *, seed: int, train_subset: int | None, test_subset: int
     from ..summary import summarize
     from ..threads import threads as thread_limit
     from .nets import train_net
-    from .rows import run_tag
+    from .rows import folder_recipe, run_tag
 
     model, copies = row.spec
     Xtr, ytr, Xte, yte = mnist_tensors(model)
@@ -169,7 +169,7 @@ def run_boost(row: Any, *, seed: int, train_subset: int | None, test_subset: int
     Xte, yte = Xte[: test_subset or None], yte[: test_subset or None]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(run_dir if run_dir is not None else tmp) / run_tag(row.name, seed, train_subset, test_subset,
-                                                                         passes)  # fmt: skip
+                                                                         passes, folder_recipe(model))  # fmt: skip
         c0 = time.process_time()
         res1 = train_net(model, seed=seed, distortions=True, copies=copies, passes=passes, train_subset=train_subset,
                          test_subset=test_subset, out=folder / "net1", threads=threads, command=command)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Choosing the fully connected nets' SDLM damping on held-out training digits, never the test set.
+"""Choosing a network's SDLM damping (and input) on held-out training digits, never the test set.
 
 The paper says nothing of how its fully connected nets (28x28-300-10, ...) were trained. With the
 settings of the book's LeNet-5 runs (:data:`~lenet_utils.fig9.nets.NET_SETTINGS`, ``mu = 1``)
@@ -10,8 +10,10 @@ schedule (5e-4 down to 1e-5) is a plain, very small learning rate.
 :func:`fc_validation` trains one net per candidate ``mu`` on the training digits less 10,000
 held out (:func:`lenet_utils.paper.hold_out`, the fixed draw every ``--validation`` run uses) and
 records the training and held-out errors; ``python -m lenet_utils fig9 --fc-validation CSV``
-runs it. The committed study and its command are in ``data/fig9/README.md``; the choice it
-supports is :data:`~lenet_utils.fig9.nets.FC_SETTINGS`.
+runs it. The committed studies and their commands are in ``data/fig9/README.md``; the choices
+they support are :data:`~lenet_utils.fig9.nets.FC_SETTINGS` and
+:data:`~lenet_utils.fig9.nets.LENET_SETTINGS` (LeNet-1 and LeNet-4, the same study, also
+comparing LeNet-1's two readings of "subsampled to 16x16": ``inputs``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 __all__ = ["FC_VALIDATION_COLUMNS", "fc_validation"]
 
-FC_VALIDATION_COLUMNS = ["run_id", "model", "mu", "passes", "train_size", "validation_size", "seed",
+FC_VALIDATION_COLUMNS = ["run_id", "model", "input", "mu", "passes", "train_size", "validation_size", "seed",
                          "train_error_pct", "validation_error_pct", "cpu_seconds", "command"]  # fmt: skip
 
 
@@ -35,6 +37,7 @@ def fc_validation(
     validation: int = 10_000,
     seed: int = 0,
     train_subset: int | None = None,
+    inputs: Sequence[str] | None = None,
     out: str | Path | None = None,
     command: str = "",
 ) -> list[dict[str, Any]]:
@@ -42,9 +45,13 @@ def fc_validation(
     :data:`~lenet_utils.fig9.nets.NET_SETTINGS`) on the training digits less ``validation``
     held out; one row per run with its training and held-out errors (percent, last pass).
 
+    ``inputs``: input kinds to try (:func:`lenet_utils.paper.paper_inputs`); default each net's
+    own (:data:`lenet_utils.models.PAPER_NETS`).
+
     ``out``: a CSV the rows are appended to (:class:`lenet_utils.sweep.ResultsFile`); a run
     already there is skipped, so a killed study continues where it stopped.
     """
+    from ..models import PAPER_NETS
     from ..paper import PaperConfig, mnist_tensors, train
     from ..sweep import ResultsFile
     from .nets import NET_SETTINGS
@@ -53,22 +60,25 @@ def fc_validation(
     done = results.done() if results is not None else set()
     rows = []
     for model in models:
-        data = None
-        for mu in mus:
-            rid = f"{model}|mu={mu:g}|passes={passes}|train={train_subset or 'all'}|val={validation}|seed={seed}"
-            if rid in done:
-                continue
-            data = data if data is not None else mnist_tensors(model)
-            cfg = PaperConfig(model=model, passes=passes, seed=seed, validation=validation, train_subset=train_subset,
-                              threads=1, **{**NET_SETTINGS, "mu": float(mu)})  # fmt: skip
-            c0 = time.process_time()
-            _, log = train(cfg, data=data)
-            row = {"run_id": rid, "model": model, "mu": mu, "passes": passes,
-                   "train_size": train_subset or len(data[0]) - validation, "validation_size": validation,
-                   "seed": seed, "train_error_pct": round(100 * log[-1]["train_error"], 3),
-                   "validation_error_pct": round(100 * log[-1]["test_error"], 3),
-                   "cpu_seconds": round(time.process_time() - c0, 1), "command": command}  # fmt: skip
-            if results is not None:
-                results.append(row)
-            rows.append(row)
+        for kind in inputs or [PAPER_NETS[model][1]]:
+            data = None
+            for mu in mus:
+                rid = (f"{model}|input={kind}|mu={mu:g}|passes={passes}|train={train_subset or 'all'}"
+                       f"|val={validation}|seed={seed}")  # fmt: skip
+                if rid in done:
+                    continue
+                data = data if data is not None else mnist_tensors(model, kind)
+                cfg = PaperConfig(model=model, passes=passes, seed=seed, validation=validation,
+                                  train_subset=train_subset, threads=1,
+                                  **{**NET_SETTINGS, "mu": float(mu)})  # fmt: skip
+                c0 = time.process_time()
+                _, log = train(cfg, data=data)
+                row = {"run_id": rid, "model": model, "input": kind, "mu": mu, "passes": passes,
+                       "train_size": train_subset or len(data[0]) - validation, "validation_size": validation,
+                       "seed": seed, "train_error_pct": round(100 * log[-1]["train_error"], 3),
+                       "validation_error_pct": round(100 * log[-1]["test_error"], 3),
+                       "cpu_seconds": round(time.process_time() - c0, 1), "command": command}  # fmt: skip
+                if results is not None:
+                    results.append(row)
+                rows.append(row)
     return rows

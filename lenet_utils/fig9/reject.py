@@ -104,8 +104,9 @@ def fill_rejection(out: str | Path, run_dir: str | Path, *, families: tuple[str,
     ``"net"`` rows: the finished network in its run folder under ``run_dir`` (a missing or
     unfinished folder is skipped) is tested again; ``"classic"`` rows (deterministic) are refitted.
     Either way the test error must come out as the stored one, else ``RuntimeError`` (the row
-    would not describe the same classifier). The file is rewritten in one atomic rename, by the
-    one writer (:func:`lenet_utils.sweep.one_writer`).
+    would not describe the same classifier). The classifiers are tested without holding the
+    file; the file is then rewritten in one atomic rename by the one writer
+    (:func:`lenet_utils.sweep.one_writer`), so that queue workers can append meanwhile.
     """
     import csv
     import io
@@ -114,24 +115,28 @@ def fill_rejection(out: str | Path, run_dir: str | Path, *, families: tuple[str,
     from ..sweep import one_writer
     from .rows import COLUMNS, get_row, read_results
 
-    out, filled = Path(out), []
+    out, found = Path(out), {}
+    for r in read_results(out):
+        try:
+            row = get_row(r["row"])
+        except ValueError:
+            continue
+        if r["reject_for_0_5_pct"] != "" or row.family not in families:
+            continue
+        got = _retest(row, r, Path(run_dir))
+        if got is None:
+            continue
+        error_pct, reject = got
+        if abs(error_pct - float(r["error_pct"])) > 1e-6:
+            raise RuntimeError(f"{r['run_id']}: the stored test error {r['error_pct']}% came out as {error_pct}%")
+        found[r["run_id"]] = str(round(reject, 2))
+    filled = []
     with one_writer(out):
-        rows = read_results(out)
+        rows = read_results(out)  # again: rows may have been appended meanwhile
         for r in rows:
-            try:
-                row = get_row(r["row"])
-            except ValueError:
-                continue
-            if r["reject_for_0_5_pct"] != "" or row.family not in families:
-                continue
-            got = _retest(row, r, Path(run_dir))
-            if got is None:
-                continue
-            error_pct, reject = got
-            if abs(error_pct - float(r["error_pct"])) > 1e-6:
-                raise RuntimeError(f"{r['run_id']}: the stored test error {r['error_pct']}% came out as {error_pct}%")
-            r["reject_for_0_5_pct"] = str(round(reject, 2))
-            filled.append(r["run_id"])
+            if r["run_id"] in found and r["reject_for_0_5_pct"] == "":
+                r["reject_for_0_5_pct"] = found[r["run_id"]]
+                filled.append(r["run_id"])
         if filled:
             buf = io.StringIO()
             w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
@@ -144,7 +149,7 @@ def fill_rejection(out: str | Path, run_dir: str | Path, *, families: tuple[str,
 def _retest(row: Any, r: dict[str, str], run_dir: Path) -> tuple[float, float] | None:
     """``(error %, rejection %)`` of a stored row's classifier on its test digits, or ``None``."""
     from ..paper import checkpoint_log, load_checkpoint, mnist_tensors
-    from .rows import _run_classic, run_tag
+    from .rows import _run_classic, net_folder
 
     n_train, n_test, seed = int(r["train_size"]), int(r["test_size"]), int(r["seed"])
     train_subset, test_subset = (n_train if n_train < 60_000 else None), (n_test if n_test < 10_000 else None)
@@ -153,7 +158,7 @@ def _retest(row: Any, r: dict[str, str], run_dir: Path) -> tuple[float, float] |
             res = _run_classic(row, seed, train_subset, test_subset)
         return round(100 * res["error"], 4), res["reject_pct"]
     passes = int(r["passes"])
-    ckpt = run_dir / run_tag(row.name, seed, train_subset, test_subset, passes) / "checkpoint.pt"
+    ckpt = run_dir / net_folder(row, seed, train_subset, test_subset, passes) / "checkpoint.pt"
     if not ckpt.is_file() or len(checkpoint_log(ckpt)) != passes:
         return None
     Xte, yte = mnist_tensors(row.spec[0])[2:]

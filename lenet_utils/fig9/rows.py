@@ -147,18 +147,32 @@ def run_id(row: str, seed: int, train_size: int, test_size: int, passes: int | s
 
 
 def _recipe_tag(row: Row) -> str:
+    """The recipe tag of the network a row trains (the ``lenet4`` net of the features rows)."""
     from .nets import recipe_tag
 
-    return recipe_tag(row.spec[0]) if row.family == "net" else ""
+    nets = {"net": lambda: row.spec[0], "boost": lambda: row.spec[0], "features": lambda: "lenet4"}
+    return recipe_tag(nets[row.family]()) if row.family in nets else ""
 
 
 def run_tag(name: str, seed: int, train_subset: int | None, test_subset: int | None, passes: int,
             recipe: str = "") -> str:  # fmt: skip
     """The name of a network run's folder (under ``run_dir``); ``recipe``: settings that differ
-    from the book's LeNet-5 runs, if any."""
+    from the book's LeNet-5 runs, if any (:func:`folder_recipe`)."""
     return f"{name}_seed{seed}" + (f"_n{train_subset}" if train_subset else "") + (
         f"_t{test_subset}" if test_subset else "") + (f"_p{passes}" if passes != 20 else "") + (
         f"_{recipe}" if recipe else "")  # fmt: skip
+
+
+def folder_recipe(model: str) -> str:
+    """``model``'s :func:`~lenet_utils.fig9.nets.recipe_tag` as a folder name part (``"mu0.1"``)."""
+    from .nets import recipe_tag
+
+    return recipe_tag(model).replace("=", "").replace("|", "_")
+
+
+def net_folder(row: Row, seed: int, train_subset: int | None, test_subset: int | None, passes: int) -> str:
+    """The run folder's name of a ``net`` row (:func:`run_tag` with its network's recipe)."""
+    return run_tag(row.name, seed, train_subset, test_subset, passes, folder_recipe(row.spec[0]))
 
 
 def _run_classic(row: Row, seed: int, train_subset: int | None, test_subset: int | None) -> dict[str, Any]:
@@ -231,8 +245,7 @@ def run_row(
         from .nets import train_net
 
         model, distortions, copies, *config = row.spec
-        recipe = _recipe_tag(row).replace("=", "").replace("|", "_")
-        tag = run_tag(name, seed, train_subset, test_subset, passes, recipe)
+        tag = net_folder(row, seed, train_subset, test_subset, passes)
         out = Path(run_dir) / tag if run_dir is not None else None
         res = train_net(model, seed=seed, distortions=distortions, copies=copies, passes=passes,
                         train_subset=train_subset, test_subset=test_subset, out=out, threads=threads,
@@ -254,22 +267,30 @@ def _pct(v: float | str) -> float | str:
     return round(v, 2) if isinstance(v, float) else v
 
 
-def append_result(out: str | Path, result: dict[str, Any]) -> bool:
+def append_result(out: str | Path, result: dict[str, Any], wait: float = 60.0) -> bool:
     """Append ``result`` to the CSV ``out`` unless its ``run_id`` is there; ``True`` if written.
 
-    One process writes a file at a time (:func:`~lenet_utils.sweep.one_writer`; a second one
-    gets :class:`~lenet_utils.sweep.SweepBusyError`).
+    One process writes a file at a time (:func:`~lenet_utils.sweep.one_writer`): two workers of
+    ``data/fig9/queue.sh`` finishing together take turns; after ``wait`` seconds of waiting the
+    :class:`~lenet_utils.sweep.SweepBusyError` is raised.
     """
-    from ..sweep import ResultsFile, one_writer
+    from ..sweep import ResultsFile, SweepBusyError, one_writer
 
     out = Path(out)
-    with one_writer(out):
-        upgrade_results_file(out)
-        results = ResultsFile(out, COLUMNS)
-        if result["run_id"] in results.done():
-            return False
-        results.append(result)
-    return True
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with one_writer(out):
+                upgrade_results_file(out)
+                results = ResultsFile(out, COLUMNS)
+                if result["run_id"] in results.done():
+                    return False
+                results.append(result)
+            return True
+        except SweepBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def already_done(out: str | Path, rid: str) -> bool:
