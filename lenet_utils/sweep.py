@@ -706,11 +706,14 @@ class SweepBusyError(RuntimeError):
 
 
 @contextlib.contextmanager
-def one_writer(out: Path) -> Iterator[None]:
+def one_writer(out: Path, *, wait: bool = False) -> Iterator[None]:
     """One writer per results file on this machine, so that two resumed copies of a sweep cannot
     both run (and both append) the same runs: an ``flock`` on a lock file in the temporary
     folder, named after the results file's absolute path. Released when the process ends,
     however it ends. (No lock where ``fcntl`` is missing, i.e. on Windows.)
+
+    ``wait``: wait for the other process to let go instead of raising :class:`SweepBusyError`
+    (e.g. a run folder that another worker is training: :func:`lenet_utils.fig9.nets.train_net`).
     """
     try:
         import fcntl
@@ -722,7 +725,7 @@ def one_writer(out: Path) -> Iterator[None]:
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise SweepBusyError(

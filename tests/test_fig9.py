@@ -342,6 +342,25 @@ def test_net_row_through_the_command_is_resumable(tmp_path: Path) -> None:
     assert append_result(out, other, wait=30)  # written once the other worker let go
     t.join()
     assert [r["run_id"] for r in read_results(out)] == [result["run_id"], other["run_id"]]
+    # a run folder has one trainer at a time: a second worker asking for it waits its turn
+    order: list[str] = []
+    holding.clear()
+    release.clear()
+
+    def trainer() -> None:
+        with one_writer(run_folder):
+            holding.set()
+            release.wait(10)
+            order.append("first trainer done")
+
+    t = threading.Thread(target=trainer)
+    t.start()
+    holding.wait(10)
+    threading.Timer(0.2, release.set).start()
+    with one_writer(run_folder, wait=True):
+        order.append("second trainer in")
+    t.join()
+    assert order == ["first trainer done", "second trainer in"]
 
 
 def test_pairwise_combinations_agree_mostly_and_refuse_others() -> None:

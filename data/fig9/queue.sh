@@ -32,6 +32,13 @@ for seed in 0 1 2; do
     run $row --seed $seed
   done
 done
+# LeNet-4 with k-NN / local learning in place of its last layer: each reuses the lenet4 run of its seed
+# (data/fig9/lenet4_seed<N>_mu0.1/, trained above; trained here if missing), minutes each
+for seed in 0 1 2; do
+  for row in lenet4-knn lenet4-local; do
+    run $row --seed $seed
+  done
+done
 # with distortions: the paper's 600,000 patterns per pass, ten times the cost of the plain runs.
 # lenet5-huge-dist: every distortion range doubled; lenet5-dist-fixed: the paper's protocol (the
 # original + 9 distorted copies of each image drawn once, the same in every pass)
@@ -43,13 +50,6 @@ done
 # the fully connected nets under the fixed protocol too (last: the least needed)
 for seed in 0 1 2; do
   for row in fc-300-dist-fixed fc-300-100-dist-fixed fc-500-150-dist-fixed fc-1000-dist-fixed; do
-    run $row --seed $seed
-  done
-done
-# LeNet-4 with k-NN / local learning in place of its last layer: each reuses the lenet4 run of its seed
-# (data/fig9/lenet4_seed<N>/, trained above; trained here if missing), minutes each
-for seed in 0 1 2; do
-  for row in lenet4-knn lenet4-local; do
     run $row --seed $seed
   done
 done

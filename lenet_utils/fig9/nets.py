@@ -20,6 +20,7 @@ Which network takes which input is :data:`lenet_utils.models.PAPER_NETS`; ``"pap
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from ..models import PAPER_NETS
 from ..paper import PaperConfig, checkpoint_log, evaluate, mnist_tensors, train
 from ..summary import summarize
+from ..sweep import one_writer
 from .reject import net_decide, rejection_for_error
 
 __all__ = ["FC_SETTINGS", "LENET_SETTINGS", "NET_SETTINGS", "net_settings", "recipe_tag", "train_net"]
@@ -111,10 +113,13 @@ def train_net(
     cfg = PaperConfig(model=model, passes=passes, seed=seed, distortions=distortions, copies=copies,
                       threads=threads, **net_settings(model), **config)  # fmt: skip
     ckpt = Path(out) / "checkpoint.pt" if out is not None else None
-    done_before = len(checkpoint_log(ckpt)) if ckpt is not None and ckpt.is_file() else 0
-    c0 = time.process_time()
-    net, rows = train(cfg, out, data=(Xtr, ytr, Xte, yte), command=command)
-    train_cpu = time.process_time() - c0
+    # one process per run folder: a second worker asking for the same run waits, then resumes
+    # the finished (or further) checkpoint instead of training beside the first
+    with one_writer(Path(out), wait=True) if out is not None else contextlib.nullcontext():
+        done_before = len(checkpoint_log(ckpt)) if ckpt is not None and ckpt.is_file() else 0
+        c0 = time.process_time()
+        net, rows = train(cfg, out, data=(Xtr, ytr, Xte, yte), command=command)
+        train_cpu = time.process_time() - c0
     c0 = time.process_time()
     error, pred = evaluate(net, Xte, yte)
     test_cpu = time.process_time() - c0
