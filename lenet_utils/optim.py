@@ -165,7 +165,7 @@ class SDLM(torch.optim.Optimizer):
                 continue
             grads = [p.grad for p in params]
             denoms = [self._denom(p, lr, mu) for p in params]
-            # one call for the group; each tensor gets exactly ``p.addcdiv_(g, denom, value=-1)``
+            # one fused call: p.addcdiv_(g, denom, value=-1) for every tensor
             torch._foreach_addcdiv_(params, grads, denoms, value=-1.0)
         return loss
 
