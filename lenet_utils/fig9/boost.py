@@ -161,15 +161,15 @@ def run_boost(row: Any, *, seed: int, train_subset: int | None, test_subset: int
     from ..summary import summarize
     from ..threads import threads as thread_limit
     from .nets import train_net
-    from .rows import folder_recipe, run_tag
+    from .rows import net_folder
 
     model, copies = row.spec
     Xtr, ytr, Xte, yte = mnist_tensors(model)
     Xtr, ytr = Xtr[: train_subset or None], ytr[: train_subset or None]
     Xte, yte = Xte[: test_subset or None], yte[: test_subset or None]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(run_dir if run_dir is not None else tmp) / run_tag(row.name, seed, train_subset, test_subset,
-                                                                         passes, folder_recipe(model))  # fmt: skip
+        root = Path(run_dir if run_dir is not None else tmp)
+        folder = root / net_folder(row, seed, train_subset, test_subset, passes)
         c0 = time.process_time()
         res1 = train_net(model, seed=seed, distortions=True, copies=copies, passes=passes, train_subset=train_subset,
                          test_subset=test_subset, out=folder / "net1", threads=threads, command=command)  # fmt: skip

@@ -153,10 +153,10 @@ def run_features(row: Any, *, seed: int, train_subset: int | None, test_subset: 
     from ..summary import summarize
     from ..threads import threads as thread_limit
     from .nets import train_net
-    from .rows import folder_recipe, run_tag
+    from .rows import get_row, net_folder
 
     with tempfile.TemporaryDirectory() as tmp:
-        tag = run_tag("lenet4", seed, train_subset, test_subset, passes, folder_recipe("lenet4"))
+        tag = net_folder(get_row("lenet4"), seed, train_subset, test_subset, passes)
         folder = Path(run_dir if run_dir is not None else tmp) / tag
         net_res = train_net("lenet4", seed=seed, passes=passes, train_subset=train_subset, test_subset=test_subset,
                             out=folder, threads=threads, command=command)  # fmt: skip

@@ -150,8 +150,9 @@ def _recipe_tag(row: Row) -> str:
     """The recipe tag of the network a row trains (the ``lenet4`` net of the features rows)."""
     from .nets import recipe_tag
 
-    nets = {"net": lambda: row.spec[0], "boost": lambda: row.spec[0], "features": lambda: "lenet4"}
-    return recipe_tag(nets[row.family]()) if row.family in nets else ""
+    if row.family in ("net", "boost"):
+        return recipe_tag(row.spec[0])
+    return recipe_tag("lenet4") if row.family == "features" else ""
 
 
 def run_tag(name: str, seed: int, train_subset: int | None, test_subset: int | None, passes: int,
@@ -171,7 +172,8 @@ def folder_recipe(model: str) -> str:
 
 
 def net_folder(row: Row, seed: int, train_subset: int | None, test_subset: int | None, passes: int) -> str:
-    """The run folder's name of a ``net`` row (:func:`run_tag` with its network's recipe)."""
+    """The run folder's name of a row that trains a network (``net``, ``boost``, or ``lenet4`` for
+    the features rows): :func:`run_tag` with that network's recipe."""
     return run_tag(row.name, seed, train_subset, test_subset, passes, folder_recipe(row.spec[0]))
 
 
