@@ -576,6 +576,26 @@ def test_feature_rows_share_the_lenet4_run(tmp_path: Path, capsys: pytest.Captur
         assert int(r["macs_per_image"]) > 200_000 and r["passes"] in (1, "1")
 
 
+def test_net_cpu_counts_every_pass_across_resumes(tmp_path: Path) -> None:
+    from lenet_utils.fig9.nets import CPU_FILE, train_net
+
+    folder = tmp_path / "run"
+    kw = {"seed": 0, "train_subset": 300, "test_subset": 100, "out": folder}
+    first = train_net("lenet1", passes=1, **kw)
+    record = json.loads((folder / CPU_FILE).read_text())
+    assert record["passes"] == 1 and 0 < record["cpu_seconds"] <= first["train_cpu_seconds"]
+    # killed and resumed: the second process adds its pass to the first one's CPU
+    second = train_net("lenet1", passes=2, **kw)
+    assert second["info"]["passes_trained_here"] == 1 and second["info"]["cpu_all_passes"]
+    assert second["train_cpu_seconds"] > record["cpu_seconds"]
+    assert json.loads((folder / CPU_FILE).read_text())["passes"] == 2
+    # a run folder without the record (trained by older code) says its CPU covers fewer passes
+    (folder / CPU_FILE).unlink()
+    third = train_net("lenet1", passes=3, **kw)
+    assert third["info"]["passes_trained_here"] == 1 and not third["info"]["cpu_all_passes"]
+    assert not (folder / CPU_FILE).exists()
+
+
 def test_boosted_row_trains_three_resumable_nets(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     a = run_row("boosted-lenet4-dist", seed=0, train_subset=200, test_subset=100, passes=1, run_dir=runs)

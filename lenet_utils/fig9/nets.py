@@ -21,17 +21,19 @@ Which network takes which input is :data:`lenet_utils.models.PAPER_NETS`; ``"pap
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write
 from ..models import PAPER_NETS
 from ..paper import PaperConfig, checkpoint_log, evaluate, mnist_tensors, train
 from ..summary import summarize
 from ..sweep import one_writer
 from .reject import net_decide, rejection_for_error
 
-__all__ = ["FC_SETTINGS", "LENET_SETTINGS", "NET_SETTINGS", "net_settings", "recipe_tag", "train_net"]
+__all__ = ["CPU_FILE", "FC_SETTINGS", "LENET_SETTINGS", "NET_SETTINGS", "net_settings", "recipe_tag", "train_net"]
 
 #: The recipe's settings for every network row (those of the book's committed LeNet-5 runs).
 NET_SETTINGS: dict[str, Any] = {"init": "sqrt", "mu": 1.0, "batch_size": 10}
@@ -78,6 +80,23 @@ def _input_side(model: str) -> int:
     return {"pad32": 32, "28": 28, "16in28": 28, "crop16in28": 28, "deslant20": 20}[PAPER_NETS[model][1]]
 
 
+#: A run folder's training CPU so far, across the processes that trained it: ``{"passes": k,
+#: "cpu_seconds": s}``, rewritten after every pass (a killed run resumes with its earlier CPU).
+CPU_FILE = "cpu.json"
+
+
+def _earlier_cpu(folder: Path | None, passes_done: int) -> float | None:
+    """CPU seconds the earlier processes spent on a run's first ``passes_done`` passes (from
+    :data:`CPU_FILE`), or ``None`` when no record covers exactly those passes."""
+    if passes_done == 0:
+        return 0.0
+    try:
+        record = json.loads((folder / CPU_FILE).read_text()) if folder is not None else {}
+    except (OSError, ValueError):
+        return None
+    return float(record["cpu_seconds"]) if record.get("passes") == passes_done else None
+
+
 def train_net(
     model: str,
     *,
@@ -101,9 +120,10 @@ def train_net(
     continues from its last finished pass when called again with the same settings.
 
     Returns ``{"error", "train_cpu_seconds", "test_cpu_seconds", "macs", "parameters",
-    "train_size", "test_size", "info"}``. ``train_cpu_seconds`` is this process's CPU time
-    for the passes it trained (with the recipe's per-pass error measurements); a resumed run
-    says so in ``info``.
+    "train_size", "test_size", "info"}``. ``train_cpu_seconds`` is the CPU time
+    of all the run's passes (with the recipe's per-pass error measurements), those of earlier processes
+    read from :data:`CPU_FILE`; ``info["cpu_all_passes"]`` is false when a resumed run has no
+    such record (then it counts this process's passes only, ``info["passes_trained_here"]``).
     """
     Xtr, ytr, Xte, yte = mnist_tensors(model)
     if train_subset:
@@ -117,9 +137,16 @@ def train_net(
     # the finished (or further) checkpoint instead of training beside the first
     with one_writer(Path(out), wait=True) if out is not None else contextlib.nullcontext():
         done_before = len(checkpoint_log(ckpt)) if ckpt is not None and ckpt.is_file() else 0
+        earlier = _earlier_cpu(Path(out) if out is not None else None, done_before)
         c0 = time.process_time()
-        net, rows = train(cfg, out, data=(Xtr, ytr, Xte, yte), command=command)
-        train_cpu = time.process_time() - c0
+
+        def record_cpu(row: dict[str, float]) -> None:  # after each pass's checkpoint
+            if out is not None and earlier is not None:
+                spent = round(earlier + time.process_time() - c0, 2)
+                atomic_write(Path(out) / CPU_FILE, json.dumps({"passes": int(row["pass"]), "cpu_seconds": spent}))
+
+        net, rows = train(cfg, out, data=(Xtr, ytr, Xte, yte), callback=record_cpu, command=command)
+        train_cpu = time.process_time() - c0 + (earlier or 0.0)
     c0 = time.process_time()
     error, pred = evaluate(net, Xte, yte)
     test_cpu = time.process_time() - c0
@@ -129,7 +156,7 @@ def train_net(
     side = _input_side(model)
     s = summarize(net, (1, 1, side, side))
     info = {"passes": len(rows), "passes_trained_here": len(rows) - done_before,
-            "pass_seconds_sum": round(sum(r["seconds"] for r in rows), 1),
+            "pass_seconds_sum": round(sum(r["seconds"] for r in rows), 1), "cpu_all_passes": earlier is not None,
             "train_error": rows[-1]["train_error"] if rows else None}  # fmt: skip
     return {"error": error, "train_cpu_seconds": train_cpu, "test_cpu_seconds": test_cpu, "macs": s.connections,
             "parameters": s.params, "train_size": len(Xtr), "test_size": len(Xte), "info": info,
