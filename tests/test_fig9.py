@@ -556,7 +556,9 @@ def test_boosting_filters_and_sum() -> None:
     assert torch.allclose(conf, 4 * (top2[:, 0] - top2[:, 1]), atol=1e-5)  # y_i = const - 4 x_i
 
 
-def test_feature_rows_share_the_lenet4_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_feature_rows_share_the_lenet4_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     runs, out = tmp_path / "runs", tmp_path / "fig9.csv"
     a = run_row("lenet4-knn", seed=0, train_subset=600, test_subset=200, passes=1, run_dir=runs)
     argv = ["fig9", "lenet4-local", "--train-subset", "600", "--test-subset", "200", "--passes", "1",
@@ -569,6 +571,17 @@ def test_feature_rows_share_the_lenet4_run(tmp_path: Path, capsys: pytest.Captur
     assert runs.joinpath(f"lenet4_seed0_n600_t200_p1_{folder_recipe('lenet4')}").is_dir()
     ia, ib = json.loads(a["info"]), json.loads(b["info"])
     assert ia["lenet4_info"]["passes_trained_here"] == 1 and ib["lenet4_info"]["passes_trained_here"] == 0
+    # the net's training is counted once, in the line of the row that trained it: a row that
+    # reuses the finished net does not add the net's CPU (here made huge), one that trains it does
+    assert ia["lenet4_info"]["cpu_all_passes"] and ib["lenet4_info"]["cpu_all_passes"]
+    from lenet_utils.fig9 import nets
+
+    real = nets.train_net
+    monkeypatch.setattr(nets, "train_net", lambda *a, **k: {**real(*a, **k), "train_cpu_seconds": 1e6})
+    again = run_row("lenet4-local", seed=0, train_subset=600, test_subset=200, passes=1, run_dir=runs)
+    assert float(again["train_cpu_seconds"]) < 1e6
+    more = run_row("lenet4-local", seed=0, train_subset=600, test_subset=200, passes=2, run_dir=runs)
+    assert float(more["train_cpu_seconds"]) >= 1e6  # a 2-pass net: trained by this row
     assert ia["k"] in (1, 3, 5, 7, 9) and (ib["K"], ib["decay"]) != ("", "")
     assert ia["validation"] == ib["validation"] == 100
     for r in (a, b):

@@ -147,7 +147,8 @@ def run_features(row: Any, *, seed: int, train_subset: int | None, test_subset: 
     on its features. The results dict of :func:`.nets.train_net`, with ``reject_pct``.
 
     ``train_cpu_seconds``: the training set's features and the choice of the setting, plus the
-    LeNet-4's training only when it ran here (else the ``lenet4`` row's line has it).
+    LeNet-4's training (all its passes) only when it ran here, even in part (else the ``lenet4``
+    row's line has it).
     """
     from ..paper import load_checkpoint, mnist_tensors
     from ..summary import summarize
@@ -175,7 +176,8 @@ def run_features(row: Any, *, seed: int, train_subset: int | None, test_subset: 
     last = max(i for i, m in enumerate(net) if isinstance(m, nn.Linear))
     body = summarize(net[:last], (1, 1, 32, 32))
     info = {**setting, "lenet4_run": folder.name, "lenet4_error": net_res["error"], "lenet4_info": net_res["info"]}
-    return {"error": (pred != yte).sum().item() / len(yte), "train_cpu_seconds": net_res["train_cpu_seconds"] + c1 - c0,
+    net_cpu = net_res["train_cpu_seconds"] if net_res["info"]["passes_trained_here"] else 0.0  # trained here?
+    return {"error": (pred != yte).sum().item() / len(yte), "train_cpu_seconds": net_cpu + c1 - c0,
             "test_cpu_seconds": c2 - c1, "macs": body.connections + macs, "parameters": body.params + stored,
             "train_size": len(Xtr), "test_size": len(Xte), "info": info,
             "reject_pct": rejection_for_error(conf, pred != yte)}  # fmt: skip
