@@ -622,6 +622,11 @@ def test_boosted_row_trains_three_resumable_nets(tmp_path: Path) -> None:
     b = run_row("boosted-lenet4-dist", seed=0, train_subset=200, test_subset=100, passes=1, run_dir=runs)
     assert b["error_pct"] == a["error_pct"] and json.loads(b["info"])["screening"] == info["screening"]
     assert json.loads(b["info"])["net1_info"]["passes_trained_here"] == 0
+    # a resumed boosted run counts the CPU its earlier processes spent on each of the three nets
+    assert info["cpu_all_passes"] and json.loads(b["info"])["cpu_all_passes"]
+    spent = [json.loads((folder / n / "cpu.json").read_text()) for n in ("net1", "net2", "net3")]
+    assert [r["passes"] for r in spent] == [1, 1, 1]
+    assert float(b["train_cpu_seconds"]) >= sum(r["cpu_seconds"] for r in spent)
 
 
 def test_old_results_file_reads_and_upgrades(tmp_path: Path) -> None:

@@ -135,22 +135,25 @@ def _finished(folder: Path, passes: int) -> bool:
 def _train_filtered(
     which: int, nets: list[torch.nn.Module], folder: Path, data: tuple[torch.Tensor, ...], seed: int, passes: int,
     threads: int | None, command: str | None,
-) -> tuple[torch.nn.Module, dict[str, Any]]:  # fmt: skip
-    """Net 2 or 3: its patterns screened from its stream, then the recipe, resumably."""
+) -> tuple[torch.nn.Module, dict[str, Any], float | None]:  # fmt: skip
+    """Net 2 or 3: its patterns screened from its stream, then the recipe, resumably. Also returns
+    the CPU its earlier processes spent on it (:class:`.nets.CpuLedger`; ``None``: unknown)."""
     from .. import checkpoint
-    from ..paper import PaperConfig, load_checkpoint, train
-    from .nets import net_settings
+    from ..paper import PaperConfig, checkpoint_log, load_checkpoint, train
+    from .nets import CpuLedger, net_settings
 
     Xtr, ytr, Xte, yte = data
+    ckpt = folder / "checkpoint.pt"
+    ledger = CpuLedger(folder, len(checkpoint_log(ckpt)) if ckpt.is_file() else 0)
     if not _finished(folder, passes):
         Xs, ys, info = _screen(nets, Xtr, ytr, seed, which, len(Xtr))
         if len(Xs) < 2:
             raise ValueError(f"net {which} found {len(Xs)} patterns to train on: use a larger training subset")
         cfg = PaperConfig(model="lenet4", passes=passes, seed=seed + 1000 * (which - 1), threads=threads,
                           extra={"boosted": f"net {which}", **info}, **net_settings("lenet4"))  # fmt: skip
-        train(cfg, folder, data=(Xs, ys, Xte, yte), command=command)
-    extra = checkpoint.load(folder / "checkpoint.pt", kind="paper")["config"]["extra"]  # the screening's counts
-    return load_checkpoint(folder / "checkpoint.pt"), {k: v for k, v in extra.items() if k != "boosted"}
+        train(cfg, folder, data=(Xs, ys, Xte, yte), callback=ledger.record, command=command)
+    extra = checkpoint.load(ckpt, kind="paper")["config"]["extra"]  # the screening's counts
+    return load_checkpoint(ckpt), {k: v for k, v in extra.items() if k != "boosted"}, ledger.earlier
 
 
 def run_boost(row: Any, *, seed: int, train_subset: int | None, test_subset: int | None, passes: int,
@@ -174,13 +177,14 @@ def run_boost(row: Any, *, seed: int, train_subset: int | None, test_subset: int
         res1 = train_net(model, seed=seed, distortions=True, copies=copies, passes=passes, train_subset=train_subset,
                          test_subset=test_subset, out=folder / "net1", threads=threads, command=command)  # fmt: skip
         nets = [load_checkpoint(folder / "net1" / "checkpoint.pt")]
-        screens = {}
+        screens, earlier = {}, [res1["info"]["cpu_earlier_processes"]]
         with thread_limit(threads or torch.get_num_threads()):
             data = (Xtr, ytr, Xte, yte)
             for which in (2, 3):
-                net, screens[f"net{which}"] = _train_filtered(which, nets, folder / f"net{which}", data, seed,
-                                                              passes, threads, command)  # fmt: skip
+                net, screens[f"net{which}"], cpu = _train_filtered(which, nets, folder / f"net{which}", data, seed,
+                                                                   passes, threads, command)  # fmt: skip
                 nets.append(net)
+                earlier.append(cpu)
             c1 = time.process_time()
             penalties = [_penalties(net, Xte) for net in nets]
             pred, conf = sum_outputs(penalties)
@@ -188,8 +192,9 @@ def run_boost(row: Any, *, seed: int, train_subset: int | None, test_subset: int
     s = summarize(nets[0], (1, 1, 32, 32))
     info = {"copies_net1": copies, "stream_chunks_max": STREAM_CHUNKS, "screening": screens,
             "net_errors": [float((p.argmin(1) != yte).double().mean()) for p in penalties],
-            "net1_info": res1["info"]}  # fmt: skip
-    return {"error": (pred != yte).sum().item() / len(yte), "train_cpu_seconds": c1 - c0 - res1["test_cpu_seconds"],
+            "net1_info": res1["info"], "cpu_all_passes": None not in earlier}  # fmt: skip
+    train_cpu = c1 - c0 - res1["test_cpu_seconds"] + sum(e or 0.0 for e in earlier)  # + earlier processes'
+    return {"error": (pred != yte).sum().item() / len(yte), "train_cpu_seconds": train_cpu,
             "test_cpu_seconds": c2 - c1, "macs": 3 * s.connections, "parameters": 3 * s.params,
             "train_size": len(Xtr), "test_size": len(Xte), "info": info,
             "reject_pct": rejection_for_error(conf, pred != yte)}  # fmt: skip

@@ -33,7 +33,10 @@ from ..summary import summarize
 from ..sweep import one_writer
 from .reject import net_decide, rejection_for_error
 
-__all__ = ["CPU_FILE", "FC_SETTINGS", "LENET_SETTINGS", "NET_SETTINGS", "net_settings", "recipe_tag", "train_net"]
+__all__ = [
+    "CPU_FILE", "FC_SETTINGS", "LENET_SETTINGS", "NET_SETTINGS", "CpuLedger", "net_settings", "recipe_tag",
+    "train_net",
+]  # fmt: skip
 
 #: The recipe's settings for every network row (those of the book's committed LeNet-5 runs).
 NET_SETTINGS: dict[str, Any] = {"init": "sqrt", "mu": 1.0, "batch_size": 10}
@@ -85,16 +88,32 @@ def _input_side(model: str) -> int:
 CPU_FILE = "cpu.json"
 
 
-def _earlier_cpu(folder: Path | None, passes_done: int) -> float | None:
-    """CPU seconds the earlier processes spent on a run's first ``passes_done`` passes (from
-    :data:`CPU_FILE`), or ``None`` when no record covers exactly those passes."""
-    if passes_done == 0:
-        return 0.0
-    try:
-        record = json.loads((folder / CPU_FILE).read_text()) if folder is not None else {}
-    except (OSError, ValueError):
-        return None
-    return float(record["cpu_seconds"]) if record.get("passes") == passes_done else None
+class CpuLedger:
+    """The training CPU of a run folder across the processes that trained it (:data:`CPU_FILE`).
+
+    ``passes_done``: the passes its checkpoint held when this process started. ``earlier``: their
+    CPU seconds, or ``None`` when no record covers exactly those passes (a run of older code).
+    Pass :meth:`record` to :func:`lenet_utils.paper.train` as its per-pass callback.
+    """
+
+    def __init__(self, folder: Path | None, passes_done: int) -> None:
+        self.folder, self.c0 = folder, time.process_time()
+        self.earlier: float | None = 0.0 if passes_done == 0 else None
+        if passes_done and folder is not None:
+            with contextlib.suppress(OSError, ValueError):
+                record = json.loads((folder / CPU_FILE).read_text())
+                if record.get("passes") == passes_done:
+                    self.earlier = float(record["cpu_seconds"])
+
+    def total(self) -> float:
+        """CPU seconds so far: the earlier processes' (when known) and this one's."""
+        return (self.earlier or 0.0) + time.process_time() - self.c0
+
+    def record(self, row: dict[str, float]) -> None:
+        """After a pass's checkpoint: the passes and CPU so far, atomically (when the earlier are known)."""
+        if self.folder is not None and self.earlier is not None:
+            data = {"passes": int(row["pass"]), "cpu_seconds": round(self.total(), 2)}
+            atomic_write(self.folder / CPU_FILE, json.dumps(data))
 
 
 def train_net(
@@ -137,16 +156,9 @@ def train_net(
     # the finished (or further) checkpoint instead of training beside the first
     with one_writer(Path(out), wait=True) if out is not None else contextlib.nullcontext():
         done_before = len(checkpoint_log(ckpt)) if ckpt is not None and ckpt.is_file() else 0
-        earlier = _earlier_cpu(Path(out) if out is not None else None, done_before)
-        c0 = time.process_time()
-
-        def record_cpu(row: dict[str, float]) -> None:  # after each pass's checkpoint
-            if out is not None and earlier is not None:
-                spent = round(earlier + time.process_time() - c0, 2)
-                atomic_write(Path(out) / CPU_FILE, json.dumps({"passes": int(row["pass"]), "cpu_seconds": spent}))
-
-        net, rows = train(cfg, out, data=(Xtr, ytr, Xte, yte), callback=record_cpu, command=command)
-        train_cpu = time.process_time() - c0 + (earlier or 0.0)
+        ledger = CpuLedger(Path(out) if out is not None else None, done_before)
+        net, rows = train(cfg, out, data=(Xtr, ytr, Xte, yte), callback=ledger.record, command=command)
+        train_cpu = ledger.total()
     c0 = time.process_time()
     error, pred = evaluate(net, Xte, yte)
     test_cpu = time.process_time() - c0
@@ -156,7 +168,8 @@ def train_net(
     side = _input_side(model)
     s = summarize(net, (1, 1, side, side))
     info = {"passes": len(rows), "passes_trained_here": len(rows) - done_before,
-            "pass_seconds_sum": round(sum(r["seconds"] for r in rows), 1), "cpu_all_passes": earlier is not None,
+            "pass_seconds_sum": round(sum(r["seconds"] for r in rows), 1), "cpu_all_passes": ledger.earlier is not None,
+            "cpu_earlier_processes": ledger.earlier,
             "train_error": rows[-1]["train_error"] if rows else None}  # fmt: skip
     return {"error": error, "train_cpu_seconds": train_cpu, "test_cpu_seconds": test_cpu, "macs": s.connections,
             "parameters": s.params, "train_size": len(Xtr), "test_size": len(Xte), "info": info,
