@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fill-rejection", nargs="?", const="net", choices=["net", "classic", "all"], default=None,
                    help="instead of running a row: fill the rejection column of --out's rows written before it "
                    "(net: finished networks from --run-dir, tested again; classic: deterministic rows "
-                   "refitted)")  # fmt: skip
+                   "refitted; a row whose test error does not come out as stored is left empty, reported)")  # fmt: skip
     return p
 
 
@@ -107,12 +107,14 @@ def _fill(out: str, run_dir: str, which: str) -> int:
     families = {"net": ("net",), "classic": ("classic",), "all": ("net", "classic")}[which]
     try:
         with threads(1):
-            filled = fill_rejection(out, run_dir, families=families)
+            filled, refused = fill_rejection(out, run_dir, families=families)
     except (OSError, RuntimeError, SweepBusyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"rejection filled for {len(filled)} rows of {out}" + "".join(f"\n  {rid}" for rid in filled))
-    return 0
+    for rid, why in refused.items():
+        print(f"error: {rid} left empty: {why} (run the row again to replace it)", file=sys.stderr)
+    return 1 if refused else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

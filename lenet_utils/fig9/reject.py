@@ -97,14 +97,17 @@ def rejection_for_error(confidence: torch.Tensor, wrong: torch.Tensor, target: f
     return 100.0 * r / n
 
 
-def fill_rejection(out: str | Path, run_dir: str | Path, *, families: tuple[str, ...] = ("net",)) -> list[str]:
+def fill_rejection(
+    out: str | Path, run_dir: str | Path, *, families: tuple[str, ...] = ("net",)
+) -> tuple[list[str], dict[str, str]]:
     """Fill the empty ``reject_for_0_5_pct`` of the rows of the results CSV ``out`` written before
-    that column existed, without retraining; returns the run ids filled.
+    that column existed, without retraining; returns the run ids filled and, by run id, why a row
+    was left empty.
 
     ``"net"`` rows: the finished network in its run folder under ``run_dir`` (a missing or
     unfinished folder is skipped) is tested again; ``"classic"`` rows (deterministic) are refitted.
-    Either way the test error must come out as the stored one, else ``RuntimeError`` (the row
-    would not describe the same classifier). The classifiers are tested without holding the
+    Either way the test error must come out as the stored one, else the row is left empty and
+    reported (it would not describe the same classifier). The classifiers are tested without holding the
     file; the file is then rewritten in one atomic rename by the one writer
     (:func:`lenet_utils.sweep.one_writer`), so that queue workers can append meanwhile.
     """
@@ -115,7 +118,7 @@ def fill_rejection(out: str | Path, run_dir: str | Path, *, families: tuple[str,
     from ..sweep import one_writer
     from .rows import COLUMNS, get_row, read_results
 
-    out, found = Path(out), {}
+    out, found, refused = Path(out), {}, {}
     for r in read_results(out):
         try:
             row = get_row(r["row"])
@@ -128,7 +131,8 @@ def fill_rejection(out: str | Path, run_dir: str | Path, *, families: tuple[str,
             continue
         error_pct, reject = got
         if abs(error_pct - float(r["error_pct"])) > 1e-6:
-            raise RuntimeError(f"{r['run_id']}: the stored test error {r['error_pct']}% came out as {error_pct}%")
+            refused[r["run_id"]] = f"the stored test error {r['error_pct']}% came out as {error_pct}%"
+            continue
         found[r["run_id"]] = str(round(reject, 2))
     filled = []
     with one_writer(out):
@@ -143,7 +147,7 @@ def fill_rejection(out: str | Path, run_dir: str | Path, *, families: tuple[str,
             w.writeheader()
             w.writerows(rows)
             atomic_write(out, buf.getvalue())
-    return filled
+    return filled, refused
 
 
 def _retest(row: Any, r: dict[str, str], run_dir: Path) -> tuple[float, float] | None:
