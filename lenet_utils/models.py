@@ -433,7 +433,8 @@ def lenet4_sparse(*, init: str = "paper") -> nn.Sequential:
     (:func:`lenet_utils.summary.summarize`; the paper's "about 260,000"): this reading matches
     the parameters, not the connections, the mirror image of :func:`lenet4` (50,698 and
     262,406). Same 32x32 input as :func:`lenet4`. Not a row of Fig. 9: the held-out study asks
-    whether the smaller F5 overfits less (``data/fig9/README.md``).
+    whether the smaller F5 overfits less; after 20 passes it does not (1.40% held-out error
+    against :func:`lenet4`'s 1.32%, ``data/fig9/README.md``).
     """
     f = ScaledTanh
     net = nn.Sequential(
