@@ -76,7 +76,7 @@ from .engine import Callback, Task, argmax_labels, argmin_labels, resolve_device
 from .files import atomic_write
 from .layers import RBFOutput
 from .losses import DEFAULT_J, map_loss, mle_loss
-from .models import PAPER_NETS, LeNet5Paper, count_parameters, lenet_modern
+from .models import PAPER_NETS, STUDY_NETS, LeNet5Paper, count_parameters, lenet_modern
 from .optim import SDLM, gauss_newton_diagonal, paper_eps
 from .settings import check_same, versions
 from .threads import threads
@@ -147,7 +147,8 @@ class PaperConfig:
     """
 
     # "paper" (LeNet5Paper, RBF + MAP), "modern" (lenet_modern, softmax), or a network of the
-    # paper's benchmark (lenet_utils.models.PAPER_NETS: "lenet1", "lenet4", "fc-300", ...)
+    # paper's benchmark (lenet_utils.models.PAPER_NETS: "lenet1", "lenet4", "fc-300", ...), or a
+    # reading only the held-out study trains (models.STUDY_NETS: "lenet4-sparse")
     model: str = "paper"
     init: str = "paper"  # Appendix C: ±2.4/F_i as printed; our runs use "sqrt" (±2.4/sqrt(F_i)), see above
     passes: int = 20  # §III.B: 20 passes over the training set
@@ -236,16 +237,16 @@ def mnist_tensors(
     if given (to compare inputs on held-out digits, :mod:`lenet_utils.fig9.fc_study`).
     """
     from .data import load_data, load_split
-    from .models import PAPER_NETS
+    from .models import PAPER_NETS, STUDY_NETS
 
-    if kind is not None and model not in PAPER_NETS:
+    if kind is not None and model not in STUDY_NETS:
         raise ValueError(f"an input kind ({kind!r}) is for the networks of PAPER_NETS, not {model!r}")
     if model == "paper":
         train_iter, test_iter = load_data("mnist", 1000, size=32, normalize="paper")
     elif model == "modern":
         train_iter, test_iter = load_data("mnist", 1000, size=32, resize=True, normalize="standard")
-    elif model in PAPER_NETS:
-        kind = kind or PAPER_NETS[model][1]
+    elif model in STUDY_NETS:  # PAPER_NETS and the held-out study's other readings
+        kind = kind or STUDY_NETS[model][1]
         (Xtr, ytr), (Xte, yte) = load_split("mnist", True), load_split("mnist", False)
         return paper_inputs(Xtr, kind), ytr, paper_inputs(Xte, kind), yte
     else:
@@ -357,8 +358,8 @@ def _build(model: str, init: str = "paper") -> nn.Module:
         return LeNet5Paper(init=init)
     if model == "modern":
         return lenet_modern()
-    if model in PAPER_NETS:
-        return PAPER_NETS[model][0](init=init)
+    if model in STUDY_NETS:  # PAPER_NETS and the held-out study's other readings (lenet4-sparse)
+        return STUDY_NETS[model][0](init=init)
     raise ValueError(f"model must be 'paper', 'modern' or one of {sorted(PAPER_NETS)}, not {model!r}")
 
 

@@ -120,6 +120,34 @@ def test_other_lenets_match_the_paper(
     assert net(torch.zeros(3, 1, side, side)).shape == (3, 10)
 
 
+
+def test_lenet4_sparse_has_the_papers_parameter_count() -> None:
+    net = models.lenet4_sparse(init="sqrt")
+    s = summary.summarize(net, (1, 1, 32, 32))
+    assert models.count_parameters(net) == s.params == 104 + 16 + 1216 + 32 + 120 * (5 * 25 + 1) + 1210 == 17_698
+    assert abs(s.params - 17_000) / 17_000 < 0.05  # the paper's "about 17,000"
+    assert s.connections == 229_406  # the paper's "about 260,000" is lenet4's reading
+    x = torch.zeros(2, 1, 32, 32)
+    shapes = []
+    for m in net:
+        x = m(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert (16, 5, 5) in shapes and (120, 1, 1) in shapes and (120,) in shapes and shapes[-1] == (10,)
+    assert net(torch.zeros(3, 1, 32, 32)).shape == (3, 10)
+    assert models.STUDY_NETS["lenet4-sparse"] == (models.lenet4_sparse, models.PAPER_NETS["lenet4"][1])
+    assert "lenet4-sparse" not in models.PAPER_NETS  # not a row of Fig. 9, not a train-paper choice
+    assert models.count_parameters(models.lenet4()) == 50_698  # the default reading unchanged
+
+
+def test_lenet4_f5_table_is_valid_and_balanced() -> None:
+    table = models.LENET4_F5_TABLE
+    assert len(table) == 120 and all(len(t) == len(set(t)) == 5 for t in table)
+    assert all(0 <= i < 16 for t in table for i in t) and all(list(t) == sorted(t) for t in table)
+    assert len(set(table)) == 120  # no two units see the same maps
+    uses = [sum(i in t for t in table) for i in range(16)]
+    assert set(uses) == {37, 38} and sum(uses) == 600
+
+
 def test_lenet_shapes_layer_by_layer() -> None:
     x = torch.zeros(2, 1, 28, 28)
     shapes = []
@@ -422,6 +450,24 @@ def test_the_study_refuses_bad_lists(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and value.split(",")[-1] in err and not out.exists()
+
+
+
+def test_the_study_trains_lenet4_sparse_apart_from_lenet4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "study.csv"
+    argv = ["fig9", "--fc-validation", str(out), "--models", "lenet4,lenet4-sparse", "--mus", "0.1", "--passes", "1",
+            "--train-subset", "50"]  # fmt: skip
+    assert cli_main(argv) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["model"] for r in rows] == ["lenet4", "lenet4-sparse"] and [r["input"] for r in rows] == ["pad32"] * 2
+    assert rows[1]["run_id"] == "lenet4-sparse|input=pad32|mu=0.1|passes=1|train=50|val=10000|seed=0"
+    assert rows[0]["run_id"] == rows[1]["run_id"].replace("lenet4-sparse", "lenet4")
+    capsys.readouterr()
+    argv[4] = "lenet4-dense"  # an unknown name is still refused, the known ones listed
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "'lenet4-dense' is not a network of the study" in err and "lenet4-sparse" in err
 
 
 def test_the_study_compares_lenet1_inputs(tmp_path: Path) -> None:

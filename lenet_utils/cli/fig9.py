@@ -48,13 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _study_lists(a: argparse.Namespace) -> tuple[list[str], list[float], list[str] | None]:
     """--models, --mus and --inputs of --fc-validation, checked: a ``ValueError`` names the bad value."""
-    from ..models import PAPER_NETS
+    from ..models import STUDY_NETS
     from ..paper import INPUT_KINDS
 
     models = a.models.split(",")
     for m in models:
-        if m not in PAPER_NETS:
-            raise ValueError(f"--models: {m!r} is not a network of the study; choose among {', '.join(PAPER_NETS)}")
+        if m not in STUDY_NETS:
+            raise ValueError(f"--models: {m!r} is not a network of the study; choose among {', '.join(STUDY_NETS)}")
     mus = []
     for m in a.mus.split(","):
         try:

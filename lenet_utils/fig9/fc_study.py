@@ -46,12 +46,13 @@ def fc_validation(
     held out; one row per run with its training and held-out errors (percent, last pass).
 
     ``inputs``: input kinds to try (:func:`lenet_utils.paper.paper_inputs`); default each net's
-    own (:data:`lenet_utils.models.PAPER_NETS`).
+    own (:data:`lenet_utils.models.STUDY_NETS`: the nets of :data:`~lenet_utils.models.PAPER_NETS`
+    and ``lenet4-sparse``, LeNet-4 with the paper's parameter count).
 
     ``out``: a CSV the rows are appended to (:class:`lenet_utils.sweep.ResultsFile`); a run
     already there is skipped, so a killed study continues where it stopped.
     """
-    from ..models import PAPER_NETS
+    from ..models import STUDY_NETS
     from ..paper import PaperConfig, mnist_tensors, train
     from ..sweep import ResultsFile
     from .nets import NET_SETTINGS
@@ -60,7 +61,7 @@ def fc_validation(
     done = results.done() if results is not None else set()
     rows = []
     for model in models:
-        for kind in inputs or [PAPER_NETS[model][1]]:
+        for kind in inputs or [STUDY_NETS[model][1]]:
             data = None
             for mu in mus:
                 rid = (f"{model}|input={kind}|mu={mu:g}|passes={passes}|train={train_subset or 'all'}"
