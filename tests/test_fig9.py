@@ -694,14 +694,22 @@ def test_translate_moves_every_pixel_by_one_and_wraps_nothing() -> None:
 
 
 def test_virtual_svm_trains_on_its_support_vectors_and_their_shifts() -> None:
-    from lenet_utils.fig9.svm import fit_svm_poly, fit_virtual_svm
+    from sklearn.svm import SVC
+
+    from lenet_utils.fig9.svm import GAMMA_FACTORS, _fit_svc, fit_virtual_svm
 
     X, y = load_split("mnist", True)
     Xtr, ytr, Xq, yq = flat_inputs(X[:600], "raw"), y[:600], flat_inputs(X[600:900], "raw"), y[600:900]
     fitted = fit_virtual_svm(Xtr, ytr, degree=4)
     info = fitted.info
-    first = fit_svm_poly(Xtr, ytr, degree=4)  # the same first machine (same kernel, data and C)
-    assert info["support_vectors_first"] == first.info["support_vectors"] <= 600
+    # gamma: the factor of "scale" with the fewest held-out errors (the last 120 digits), first on ties
+    errors = info["gamma_held_out_errors"]
+    assert list(errors) == [f"{f:g}" for f in GAMMA_FACTORS] and all(0 <= e <= 1 for e in errors.values())
+    best = min(GAMMA_FACTORS, key=lambda f: errors[f"{f:g}"])
+    scale = SVC(gamma="scale").fit(Xtr.numpy(), ytr.numpy())._gamma
+    assert info["gamma"] == pytest.approx(best * scale, rel=1e-5)
+    first = _fit_svc(Xtr, ytr, degree=4, C=10.0, cache_mb=200, gamma=info["gamma"])  # the same first machine
+    assert info["support_vectors_first"] == len(first.support_) <= 600
     assert info["virtual_set"] == 5 * info["support_vectors_first"]
     assert 0 < info["support_vectors"] <= info["virtual_set"] and info["degree"] == 4 and info["shifts"] == 1
     n_sv = info["support_vectors"]

@@ -93,8 +93,8 @@ ROWS: tuple[Row, ...] = (
         "synthetic vectors found by a non-convex search; it trades recognition speed for the error the figure "
         "compares (about the plain SVM's), and has no maintained implementation"),
     Row("virtual-svm-poly9-dist", "virtual SVM, polynomial degree 9", "dist", 0.8, "classic", False,
-        ("virtual_svm", "raw"), "libsvm, (gamma x.z + 1)^9, C = 10, raw digits; a second SVM on the first's "
-        "support vectors + each shifted 1 px up, down, left, right; about 5 CPU-minutes on 60,000 digits"),
+        ("virtual_svm", "raw"), "libsvm, (gamma x.z + 1)^9, gamma held out, C = 10, raw digits; a second SVM on "
+        "the first's support vectors + each shifted 1 px up, down, left, right; about 5 CPU-minutes on 60,000 digits"),
     Row("fc-300", "28x28-300-10", "none", 4.7, "net", True, ("fc-300", False, 1)),
     Row("fc-300-dist", "28x28-300-10", "dist", 3.6, "net", True, ("fc-300", True, 10)),
     Row("fc20-300-deslant", "20x20-300-10", "deslant", 1.6, "net", True, ("fc20-300", False, 1),
