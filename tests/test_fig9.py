@@ -755,6 +755,67 @@ def test_pairwise_decisions_are_scikit_learns_votes() -> None:
     assert torch.equal(svm, torch.from_numpy(ref.predict(Xq.numpy())).long())
 
 
+def test_translate_moves_every_pixel_by_one_and_wraps_nothing() -> None:
+    from lenet_utils.fig9.svm import translate, virtual_examples
+
+    img = torch.zeros(2, 28, 28)
+    img[0, 10, 12] = 1.0
+    img[1, 0, :] = 0.5  # a top row of ink: moved up, it leaves the frame (no wrapping to the bottom)
+    img[1, :, 27] = 0.25  # a right column
+    x = img.reshape(2, 784)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        got = translate(x, dy, dx).reshape(2, 28, 28)
+        assert got[0].nonzero().tolist() == [[10 + dy, 12 + dx]]  # the pixel moved by one, nothing else
+        assert torch.equal(got[1, max(dy, 0) : 28 + min(dy, 0), max(dx, 0) : 28 + min(dx, 0)],
+                           img[1, max(-dy, 0) : 28 - max(dy, 0), max(-dx, 0) : 28 - max(dx, 0)])  # fmt: skip
+    up, right = translate(x, -1, 0).reshape(2, 28, 28), translate(x, 0, 1).reshape(2, 28, 28)
+    assert up[1, 27, :].abs().sum() == 0 and up[1, 0, :27].abs().sum() == 0  # the top row is gone
+    assert right[1, :, 0].abs().sum() == 0 and right[1].sum() < img[1].sum()  # the right column is gone
+    assert torch.equal(translate(translate(x[:1], 0, 1), 0, -1), x[:1])  # an interior pixel comes back
+    Xv, yv = virtual_examples(x, torch.tensor([3, 7]))
+    assert Xv.shape == (10, 784) and yv.tolist() == [3, 7] * 5 and torch.equal(Xv[:2], x)
+    assert virtual_examples(x, torch.tensor([3, 7]), shifts=2)[0].shape == (18, 784)
+    with pytest.raises(ValueError, match="leaves nothing"):
+        translate(x, 28, 0)
+
+
+def test_virtual_svm_trains_on_its_support_vectors_and_their_shifts() -> None:
+    from sklearn.svm import SVC
+
+    from lenet_utils.fig9.svm import GAMMA_FACTORS, _fit_svc, fit_virtual_svm
+
+    X, y = load_split("mnist", True)
+    Xtr, ytr, Xq, yq = flat_inputs(X[:600], "raw"), y[:600], flat_inputs(X[600:900], "raw"), y[600:900]
+    fitted = fit_virtual_svm(Xtr, ytr, degree=4)
+    info = fitted.info
+    # gamma: the factor of "scale" with the fewest held-out errors (the last 120 digits), first on ties
+    errors = info["gamma_held_out_errors"]
+    assert list(errors) == [f"{f:g}" for f in GAMMA_FACTORS] and all(0 <= e <= 1 for e in errors.values())
+    best = min(GAMMA_FACTORS, key=lambda f: errors[f"{f:g}"])
+    scale = SVC(gamma="scale").fit(Xtr.numpy(), ytr.numpy())._gamma
+    assert info["gamma"] == pytest.approx(best * scale, rel=1e-5)
+    first = _fit_svc(Xtr, ytr, degree=4, C=10.0, cache_mb=200, gamma=info["gamma"])  # the same first machine
+    assert info["support_vectors_first"] == len(first.support_) <= 600
+    assert info["virtual_set"] == 5 * info["support_vectors_first"]
+    assert 0 < info["support_vectors"] <= info["virtual_set"] and info["degree"] == 4 and info["shifts"] == 1
+    n_sv = info["support_vectors"]
+    assert n_sv * 784 < fitted.parameters < n_sv * 784 + 10 * n_sv and fitted.macs > n_sv * 784
+    pred, conf = fitted.decide(Xq)
+    assert torch.equal(pred, fitted.predict(Xq)) and conf.shape == (300,)
+    assert (pred != yq).float().mean() < 0.25
+
+
+def test_virtual_svm_row_runs_on_subsets() -> None:
+    row = get_row("virtual-svm-poly9-dist")
+    assert row.family == "classic" and row.spec == ("virtual_svm", "raw") and "not run" not in row.note
+    res = run_row(row.name, train_subset=600, test_subset=200)
+    info = json.loads(res["info"])
+    assert res["train_size"] == 600 and res["test_size"] == 200 and res["error_pct"] < 25
+    assert info["virtual_set"] == 5 * info["support_vectors_first"] and info["degree"] == 9
+    assert res["macs_per_image"] > 784 * info["support_vectors"] and res["passes"] == ""
+    assert res["run_id"] == "virtual-svm-poly9-dist|seed=0|train=600|test=200|passes="
+
+
 def test_crop_to_ink_keeps_every_raw_digit_whole() -> None:
     """MNIST's digits fit a 20x20 box: the 20x20 window around the ink holds all of it, at the
     original resolution (an integer crop: the window's pixels are the image's)."""

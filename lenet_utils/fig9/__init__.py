@@ -11,7 +11,7 @@ module              what
 :mod:`.tangent`     k-NN with the tangent distance on 16x16 digits (Euclidean prefilter)
 :mod:`.polynomial`  40 principal components + quadratic classifier
 :mod:`.rbf`         1000 Gaussian RBF units (k-means centres) + linear classifier
-:mod:`.svm`         SVM with a polynomial kernel of degree 4 (scikit-learn's SVC)
+:mod:`.svm`         SVMs, polynomial kernel: degree 4; the virtual SVM of degree 9 (SVC)
 :mod:`.nets`        LeNet-1, LeNet-4, LeNet-5 and the fully connected nets, 1998 recipe
 :mod:`.features`    LeNet-4's 120 features + k-NN or local learning (in place of its last layer)
 :mod:`.boost`       boosted LeNet-4: three nets, the second and third on filtered distorted digits
