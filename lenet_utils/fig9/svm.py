@@ -90,20 +90,23 @@ def translate(X: torch.Tensor, dy: int, dx: int, side: int = 28) -> torch.Tensor
     right (negative: up, left); what leaves the frame is lost, the pixels uncovered are 0 (no
     wrapping around, unlike ``torch.roll``)."""
     if abs(dy) >= side or abs(dx) >= side:
-        raise ValueError(f"a shift of ({dy}, {dx}) pixels leaves nothing of a {side}x{side} digit")
+        msg = f"a shift of ({dy}, {dx}) pixels leaves nothing of a {side}x{side} digit"
+        raise ValueError(msg)
     img = X.reshape(len(X), side, side)
-    # pad one side with zeros, crop the other (a negative pad): the frame keeps its size
+    # zeros padded on one side, the other cropped (a negative pad)
     return F.pad(img, (dx, -dx, dy, -dy)).reshape(len(X), side * side)
 
 
-def virtual_examples(X: torch.Tensor, y: torch.Tensor, shifts: int = 1,
-                     side: int = 28) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def virtual_examples(
+    X: torch.Tensor, y: torch.Tensor, shifts: int = 1, side: int = 28
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``X`` (N, side²) and its translated copies: each digit moved by 1 to ``shifts`` pixels up,
     down, left and right (:func:`translate`), with its label; ``(1 + 4 shifts) N`` digits, the
     originals first."""
-    moves = [(dy * s, dx * s) for s in range(1, shifts + 1) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
-    Xv = torch.cat([X] + [translate(X, dy, dx, side) for dy, dx in moves])
-    return Xv, y.repeat(1 + len(moves))
+    steps = ((-1, 0), (1, 0), (0, -1), (0, 1))  # up, down, left, right
+    moves = [(dy * s, dx * s) for s in range(1, shifts + 1) for dy, dx in steps]
+    copies = [translate(X, dy, dx, side) for dy, dx in moves]
+    return torch.cat([X, *copies]), y.repeat(1 + len(moves))
 
 
 #: The virtual SVM's gamma, as multiples of scikit-learn's ``"scale"`` (1 / (784 x pixel
@@ -111,26 +114,33 @@ def virtual_examples(X: torch.Tensor, y: torch.Tensor, shifts: int = 1,
 GAMMA_FACTORS: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
 
 
-def choose_gamma(X: torch.Tensor, y: torch.Tensor, *, degree: int, C: float, fit_n: int = 10_000,
-                 held_out: int = 10_000, cache_mb: int = 1000) -> tuple[float, dict[str, float]]:  # fmt: skip
+def choose_gamma(
+    X: torch.Tensor, y: torch.Tensor, *, degree: int, C: float,
+    fit_n: int = 10_000, held_out: int = 10_000, cache_mb: int = 1000,
+) -> tuple[float, dict[str, float]]:  # fmt: skip
     """The kernel's gamma for the training digits ``X``: :data:`GAMMA_FACTORS` times ``"scale"``,
     the factor whose SVM, fitted on the first ``fit_n`` digits, errs least on the last
     ``held_out`` (at most a fifth of ``X``; never the test digits); a tie goes to the larger
     gamma. Returns it and the held-out error of each factor."""
     n_out = min(held_out, len(X) // 5)
-    Xf, yf = X[: min(fit_n, len(X) - n_out)], y[: min(fit_n, len(X) - n_out)]
+    n_fit = min(fit_n, len(X) - n_out)
     Xh, yh = to_numpy(X[-n_out:]), to_numpy(y[-n_out:])
-    scale = 1.0 / (X.shape[1] * float(X.double().var(unbiased=False)))  # scikit-learn's "scale"
+    # scikit-learn's "scale": 1 / (number of pixels x their variance)
+    scale = 1.0 / (X.shape[1] * float(X.double().var(unbiased=False)))
     errors = {}
     for f in GAMMA_FACTORS:
-        clf = _fit_svc(Xf, yf, degree=degree, C=C, cache_mb=cache_mb, gamma=f * scale)
+        clf = _fit_svc(X[:n_fit], y[:n_fit], degree=degree, C=C,
+                       cache_mb=cache_mb, gamma=f * scale)  # fmt: skip
         errors[f"{f:g}"] = round(float((clf.predict(Xh) != yh).mean()), 6)
-    best = min(GAMMA_FACTORS, key=lambda f: errors[f"{f:g}"])  # the first (largest) on ties
+    # the first (largest) gamma on ties
+    best = min(GAMMA_FACTORS, key=lambda f: errors[f"{f:g}"])
     return best * scale, errors
 
 
-def fit_virtual_svm(X: torch.Tensor, y: torch.Tensor, *, degree: int = 9, C: float = 10.0, shifts: int = 1,
-                    side: int = 28, cache_mb: int = 1000) -> Fitted:  # fmt: skip
+def fit_virtual_svm(
+    X: torch.Tensor, y: torch.Tensor, *, degree: int = 9, C: float = 10.0,
+    shifts: int = 1, side: int = 28, cache_mb: int = 1000,
+) -> Fitted:  # fmt: skip
     """The virtual SVM (Schölkopf, Burges and Vapnik 1996): an ``SVC(kernel="poly", degree,
     gamma, coef0=1, C)`` on the flat ``side`` x ``side`` digits ``X``, gamma chosen on held-out
     training digits (:func:`choose_gamma`); its support vectors and their translated copies
@@ -142,12 +152,15 @@ def fit_virtual_svm(X: torch.Tensor, y: torch.Tensor, *, degree: int = 9, C: flo
     factor tried (``gamma_held_out_errors``), ``C``, ``degree``, ``shifts``; the costs are the
     second machine's.
     """
-    gamma, held_out = choose_gamma(X, y, degree=degree, C=C, cache_mb=cache_mb)
-    first = _fit_svc(X, y, degree=degree, C=C, cache_mb=cache_mb, gamma=gamma)
-    sv = torch.from_numpy(first.support_).long()
+    kw = {"degree": degree, "C": C, "cache_mb": cache_mb}
+    gamma, held_out = choose_gamma(X, y, **kw)
+    first = _fit_svc(X, y, gamma=gamma, **kw)
+    sv = torch.from_numpy(first.support_).long()  # the support vectors
     Xv, yv = virtual_examples(X[sv], y[sv], shifts, side)
     del first
-    second = _fit_svc(Xv, yv, degree=degree, C=C, cache_mb=cache_mb, gamma=gamma)
-    info = {"support_vectors_first": len(sv), "virtual_set": len(Xv), "support_vectors": len(second.support_),
-            "gamma": gamma, "gamma_held_out_errors": held_out, "C": C, "degree": degree, "shifts": shifts}  # fmt: skip
+    second = _fit_svc(Xv, yv, gamma=gamma, **kw)  # the same kernel
+    info = {"support_vectors_first": len(sv), "virtual_set": len(Xv),
+            "support_vectors": len(second.support_), "gamma": gamma,
+            "gamma_held_out_errors": held_out, "C": C, "degree": degree,
+            "shifts": shifts}  # fmt: skip
     return _svc_fitted(second, degree, info)
