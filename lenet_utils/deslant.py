@@ -83,7 +83,11 @@ def slant(images: torch.Tensor, background: float = 0.0) -> torch.Tensor:
     """
     mo = moments(images, background)
     ok = mo["mu02"] > 1e-12
-    return torch.where(ok, mo["mu11"] / mo["mu02"].clamp_min(1e-12), torch.zeros_like(mo["mu11"]))
+    return torch.where(
+        ok,
+        mo["mu11"] / mo["mu02"].clamp_min(1e-12),
+        torch.zeros_like(mo["mu11"]),
+    )
 
 
 def deslant(images: torch.Tensor, background: float = 0.0) -> torch.Tensor:
@@ -104,18 +108,27 @@ def deslant(images: torch.Tensor, background: float = 0.0) -> torch.Tensor:
     s = slant(x, background)  # (B,)
     ys = torch.arange(H, dtype=torch.float64).view(1, H, 1)
     xs = torch.arange(W, dtype=torch.float64).view(1, 1, W)
-    src_x = xs + s.view(B, 1, 1) * (ys - mo["cy"].view(B, 1, 1))  # (B, H, W): column read for each output pixel
+    # (B, H, W): the column read for each output pixel
+    src_x = xs + s.view(B, 1, 1) * (ys - mo["cy"].view(B, 1, 1))
     src_y = ys.expand(B, H, W)
     # pixel centres -> grid_sample's [-1, 1] (align_corners=False)
     gx = (2 * src_x + 1) / W - 1
     gy = (2 * src_y + 1) / H - 1
     grid = torch.stack([gx, gy], dim=-1).to(x.dtype)  # (B, H, W, 2)
-    out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(
+        x - background,
+        grid,
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
     out = out + background  # (B, 1, H, W)
     return out if had_channel else out[:, 0]
 
 
-def crop_to_ink(images: torch.Tensor, size: int = 20, background: float = 0.0) -> torch.Tensor:
+def crop_to_ink(
+    images: torch.Tensor, size: int = 20, background: float = 0.0
+) -> torch.Tensor:
     """The ``size`` x ``size`` window of each image centred on the bounding box of its ink.
 
     MNIST's digits were size-normalised to fit a 20x20 box and then centred in 28x28 by their
@@ -136,20 +149,25 @@ def crop_to_ink(images: torch.Tensor, size: int = 20, background: float = 0.0) -
     x, had_channel = _as_batch(images)
     B, _, H, W = x.shape
     if size > min(H, W):
-        raise ValueError(f"crop_to_ink: size {size} is larger than the images ({H}x{W})")
+        raise ValueError(
+            f"crop_to_ink: size {size} is larger than the images ({H}x{W})"
+        )
     ink = x[:, 0] > background  # (B, H, W)
 
     def start(any_ink: torch.Tensor, n: int) -> torch.Tensor:
-        """(B,) first index of the window along one axis, from (B, n) "ink on this line"."""
+        """(B,) first index of the window along one axis, from (B, n)
+        "ink on this line"."""
         idx = torch.arange(n)
         lo = torch.where(any_ink, idx, n).min(1).values
         hi = torch.where(any_ink, idx, -1).max(1).values
-        centre2 = torch.where(hi >= 0, lo + hi, torch.tensor(n - 1))  # twice the box's centre
+        # twice the box's centre
+        centre2 = torch.where(hi >= 0, lo + hi, torch.tensor(n - 1))
         return ((centre2 + 1 - size) // 2).clamp(0, n - size)
 
     r0, c0 = start(ink.any(2), H), start(ink.any(1), W)  # (B,), (B,)
     offs = torch.arange(size)
     rows = (r0[:, None] + offs)[:, :, None]  # (B, size, 1)
     cols = (c0[:, None] + offs)[:, None, :]  # (B, 1, size)
-    out = x[torch.arange(B)[:, None, None], 0, rows, cols].unsqueeze(1)  # (B, 1, size, size)
+    out = x[torch.arange(B)[:, None, None], 0, rows, cols]  # (B, size, size)
+    out = out.unsqueeze(1)  # (B, 1, size, size)
     return out if had_channel else out[:, 0]

@@ -439,8 +439,10 @@ def lenet4_sparse(*, init: str = "paper") -> nn.Sequential:
     f = ScaledTanh
     net = nn.Sequential(
         nn.Conv2d(1, 4, 5), f(), PairedSubsampling(8), f(),  # (B, 8, 14, 14)
-        SparseConv2d(8, 5, LENET4_TABLE), f(), Subsampling(16), f(),  # (B, 16, 5, 5)
-        SparseConv2d(16, 5, LENET4_F5_TABLE), f(), nn.Flatten(),  # (B, 120)
+        SparseConv2d(8, 5, LENET4_TABLE), f(),
+        Subsampling(16), f(),  # (B, 16, 5, 5)
+        SparseConv2d(16, 5, LENET4_F5_TABLE), f(),
+        nn.Flatten(),  # (B, 120)
         nn.Linear(120, 10), f(),  # (B, 10)
         place_code_output(),
     )  # fmt: skip

@@ -212,14 +212,23 @@ def paper_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
         if kind == "crop16in28":
             from .deslant import crop_to_ink
 
-            x = crop_to_ink(x, 20, background=-0.1)  # (N, 1, 20, 20): the digit's own box
-        small = F.interpolate(x + 0.1, size=(16, 16), mode="bilinear", antialias=True, align_corners=False) - 0.1
-        return F.pad(small, (6, 6, 6, 6), value=-0.1).contiguous()  # (N, 1, 28, 28)
+            # (N, 1, 20, 20): the digit's own box
+            x = crop_to_ink(x, 20, background=-0.1)
+        small = F.interpolate(x + 0.1, size=(16, 16), mode="bilinear",
+                              antialias=True, align_corners=False)
+        small = small - 0.1
+        # (N, 1, 28, 28)
+        return F.pad(small, (6, 6, 6, 6), value=-0.1).contiguous()
     if kind == "deslant20":
         from .deslant import crop_to_ink, deslant
 
-        return crop_to_ink(deslant(x, background=-0.1), 20, background=-0.1).contiguous()  # (N, 1, 20, 20)
-    raise ValueError(f"input kind must be one of {', '.join(map(repr, INPUT_KINDS))}, not {kind!r}")
+        x = deslant(x, background=-0.1)
+        # (N, 1, 20, 20)
+        return crop_to_ink(x, 20, background=-0.1).contiguous()
+    raise ValueError(
+        f"input kind must be one of {', '.join(map(repr, INPUT_KINDS))}, "
+        f"not {kind!r}"
+    )
 
 
 #: the input kinds of :func:`paper_inputs`
@@ -346,7 +355,8 @@ def fixed_draws(seed: int, n: int, copies: int) -> torch.Tensor:
     """The ``distortion_protocol="fixed"`` parameters: ``(n, copies, 5)`` uniforms, drawn once
     from ``seed``; entry ``[i, k]`` depends only on ``(seed, i, k)`` (not on ``n``: row-major
     draws), so copy ``k`` of image ``i`` is the same pattern in every pass."""
-    return torch.rand(n, copies, 5, generator=torch.Generator().manual_seed(seed * 100_003 + 1_000_000_007))
+    g = torch.Generator().manual_seed(seed * 100_003 + 1_000_000_007)
+    return torch.rand(n, copies, 5, generator=g)
 
 
 # ------------------------------------------------------------------------------------------

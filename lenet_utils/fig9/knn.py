@@ -15,7 +15,9 @@ from .base import Fitted, from_decide
 __all__ = ["fit_knn", "knn_vote", "nearest"]
 
 
-def nearest(Xq: torch.Tensor, P: torch.Tensor, k: int, *, block: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(
+    Xq: torch.Tensor, P: torch.Tensor, k: int, *, block: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` prototypes of ``P`` (M, D) nearest to each row of ``Xq`` (N, D).
 
     Returns ``(squared distances, indices)``, both ``(N, k)``, nearest first.
@@ -35,12 +37,15 @@ def nearest(Xq: torch.Tensor, P: torch.Tensor, k: int, *, block: int = 500) -> t
 
 def knn_vote(labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
     """Majority label of each row of ``labels`` (N, k), nearest first; ties go to the nearest's label."""
-    votes = torch.nn.functional.one_hot(labels, classes).sum(1).double()  # (N, classes)
-    votes += 0.5 * torch.nn.functional.one_hot(labels[:, 0], classes)  # breaks only exact ties
+    one_hot = torch.nn.functional.one_hot
+    votes = one_hot(labels, classes).sum(1).double()  # (N, classes)
+    votes += 0.5 * one_hot(labels[:, 0], classes)  # breaks only exact ties
     return votes.argmax(1)
 
 
-def fit_knn(X: torch.Tensor, y: torch.Tensor, *, k: int = 3, confidence_from: int = 10) -> Fitted:
+def fit_knn(
+    X: torch.Tensor, y: torch.Tensor, *, k: int = 3, confidence_from: int = 10
+) -> Fitted:
     """Store the training digits; predict by the ``k`` nearest (Euclidean).
 
     The confidence (:func:`.reject.neighbour_confidence`) looks at the ``confidence_from``

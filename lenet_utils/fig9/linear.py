@@ -33,18 +33,29 @@ from .base import Fitted, from_decide, score_decide, to_numpy
 __all__ = ["fit_linear", "fit_pairwise"]
 
 
-def fit_linear(X: torch.Tensor, y: torch.Tensor, *, alpha: float = 1.0) -> Fitted:
+def fit_linear(
+    X: torch.Tensor, y: torch.Tensor, *, alpha: float = 1.0
+) -> Fitted:
     """One linear unit per class (``D x 10`` weights + 10 biases), least squares to ±1 targets."""
     from sklearn.linear_model import RidgeClassifier
 
     clf = RidgeClassifier(alpha=alpha).fit(to_numpy(X), to_numpy(y))
     d = X.shape[1]
-    n = 10 * (d + 1)  # labels = scikit-learn's predict (the largest output); confidence: the margin
-    return from_decide(score_decide(lambda Xq: clf.decision_function(to_numpy(Xq)), clf.classes_), n, n,
-                       {"alpha": alpha})  # fmt: skip
+    n = 10 * (d + 1)
+    # labels: scikit-learn's predict (the largest output); confidence: margin
+    scores = score_decide(
+        lambda Xq: clf.decision_function(to_numpy(Xq)), clf.classes_
+    )
+    return from_decide(scores, n, n, {"alpha": alpha})
 
 
-def fit_pairwise(X: torch.Tensor, y: torch.Tensor, *, alpha: float = 1.0, combine: str = "vote") -> Fitted:
+def fit_pairwise(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    alpha: float = 1.0,
+    combine: str = "vote",
+) -> Fitted:
     """45 linear units, one per pair of classes, each fitted on its two classes; ``combine``:
     ``"vote"`` or ``"sum"`` of the signed outputs (module docstring)."""
     from sklearn.linear_model import RidgeClassifier
@@ -52,17 +63,28 @@ def fit_pairwise(X: torch.Tensor, y: torch.Tensor, *, alpha: float = 1.0, combin
 
     if combine not in ("vote", "sum"):
         raise ValueError(f"combine must be 'vote' or 'sum', not {combine!r}")
-    clf = OneVsOneClassifier(RidgeClassifier(alpha=alpha)).fit(to_numpy(X), to_numpy(y))
+    clf = OneVsOneClassifier(RidgeClassifier(alpha=alpha)).fit(
+        to_numpy(X), to_numpy(y)
+    )
     d = X.shape[1]
     classes = torch.from_numpy(clf.classes_).long()
-    pairs = [(i, j) for i in range(len(classes)) for j in range(i + 1, len(classes))]  # sklearn's order
+    c = len(classes)
+    # scikit-learn's order of the pairs
+    pairs = [(i, j) for i in range(c) for j in range(i + 1, c)]
 
     def decide(Xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from .reject import pairwise_decide
 
         xq = to_numpy(Xq)
-        out = torch.stack([torch.from_numpy(unit.decision_function(xq)).double() for unit in clf.estimators_], 1)
-        if combine == "vote":  # scikit-learn's vote (its predict), the winner's weakest duel
+        out = torch.stack(
+            [
+                torch.from_numpy(unit.decision_function(xq)).double()
+                for unit in clf.estimators_
+            ],
+            1,
+        )
+        # scikit-learn's vote (its predict), the winner's weakest duel
+        if combine == "vote":
             col, conf = pairwise_decide(out, len(classes))
             return classes[col], conf
         score = torch.zeros(len(Xq), len(classes), dtype=torch.float64)
@@ -72,5 +94,9 @@ def fit_pairwise(X: torch.Tensor, y: torch.Tensor, *, alpha: float = 1.0, combin
         return score_decide(lambda _: score, classes)(Xq)
 
     n = 45 * (d + 1)
-    return from_decide(decide, n, n,
-                       {"alpha": alpha, "units": len(clf.estimators_), "combine": combine})  # fmt: skip
+    return from_decide(
+        decide,
+        n,
+        n,
+        {"alpha": alpha, "units": len(clf.estimators_), "combine": combine},
+    )

@@ -112,7 +112,7 @@ class CpuLedger:
     def record(self, row: dict[str, float]) -> None:
         """After a pass's checkpoint: the passes and CPU so far, atomically (when the earlier are known)."""
         if self.folder is not None and self.earlier is not None:
-            data = {"passes": int(row["pass"]), "cpu_seconds": round(self.total(), 2)}
+            data = {"passes": int(row["pass"]), "cpu_seconds": self.total()}
             atomic_write(self.folder / CPU_FILE, json.dumps(data))
 
 

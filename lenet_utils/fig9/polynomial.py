@@ -22,21 +22,34 @@ from .base import Fitted, from_decide, score_decide, to_numpy
 __all__ = ["fit_pca_quadratic"]
 
 
-def fit_pca_quadratic(X: torch.Tensor, y: torch.Tensor, *, components: int = 40, alpha: float = 1.0) -> Fitted:
+def fit_pca_quadratic(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    components: int = 40,
+    alpha: float = 1.0,
+) -> Fitted:
     """PCA to ``components`` values, all pairwise products, a linear classifier on top."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import RidgeClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import PolynomialFeatures
 
-    pipe = make_pipeline(PCA(components, whiten=True, svd_solver="full"),
-                         PolynomialFeatures(2, interaction_only=True, include_bias=True),
-                         RidgeClassifier(alpha=alpha))  # fmt: skip
+    pipe = make_pipeline(
+        PCA(components, whiten=True, svd_solver="full"),
+        PolynomialFeatures(2, interaction_only=True, include_bias=True),
+        RidgeClassifier(alpha=alpha),
+    )
     pipe.fit(to_numpy(X), to_numpy(y))
     features = pipe[1].n_output_features_  # 821 for 40 components
 
     d = X.shape[1]
     macs = components * d + (features - 1 - components) + 10 * features
-    params = components * d + d + 10 * features  # projection, mean, linear classifier
-    decide = score_decide(lambda Xq: pipe.decision_function(to_numpy(Xq)), pipe.classes_)
-    return from_decide(decide, macs, params, {"components": components, "features": features})
+    # projection, mean, linear classifier
+    params = components * d + d + 10 * features
+    decide = score_decide(
+        lambda Xq: pipe.decision_function(to_numpy(Xq)), pipe.classes_
+    )
+    return from_decide(
+        decide, macs, params, {"components": components, "features": features}
+    )

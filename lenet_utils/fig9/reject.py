@@ -75,7 +75,9 @@ def net_decide(net: nn.Module, X: torch.Tensor, batch_size: int = 2000) -> tuple
     return out.argmin(1), penalty_margin(out)
 
 
-def rejection_for_error(confidence: torch.Tensor, wrong: torch.Tensor, target: float = 0.005) -> float:
+def rejection_for_error(
+    confidence: torch.Tensor, wrong: torch.Tensor, target: float = 0.005
+) -> float:
     """The smallest percentage of digits to refuse, lowest ``confidence`` first, so that the
     error on the rest is at most ``target`` (a fraction: 0.005 is the paper's 0.5%).
 
@@ -83,17 +85,24 @@ def rejection_for_error(confidence: torch.Tensor, wrong: torch.Tensor, target: f
     """
     n = len(wrong)
     if n == 0 or len(confidence) != n:
-        raise ValueError(f"need as many confidences as decisions, got {len(confidence)} and {n}")
-    order = torch.argsort(confidence.double(), stable=True)  # least confident first
+        raise ValueError(
+            "need as many confidences as decisions, "
+            f"got {len(confidence)} and {n}"
+        )
+    # least confident first
+    order = torch.argsort(confidence.double(), stable=True)
     c, w = confidence.double()[order], wrong.bool()[order].long()
-    # keeping the digits from position r on: errors kept = total - errors refused
-    errors_kept = w.sum() - torch.cat([torch.zeros(1, dtype=torch.long), w.cumsum(0)])  # (n + 1,) for r = 0..n
+    # keeping the digits from position r on: errors kept = total - refused
+    refused = torch.cat([torch.zeros(1, dtype=torch.long), w.cumsum(0)])
+    errors_kept = w.sum() - refused  # (n + 1,) for r = 0..n
     kept = n - torch.arange(n + 1)
     ok = errors_kept.double() <= target * kept.double() + 1e-12
-    # a cut at r is allowed only between different confidences (ties go together), or at 0 and n
+    # a cut at r is allowed only between different confidences (ties go
+    # together), or at 0 and n
     allowed = torch.ones(n + 1, dtype=torch.bool)
     allowed[1:n] = c[1:] != c[:-1]
-    r = int(torch.nonzero(ok & allowed)[0])  # r = n (refuse all) always qualifies
+    # r = n (refuse all) always qualifies
+    r = int(torch.nonzero(ok & allowed)[0])
     return 100.0 * r / n
 
 
