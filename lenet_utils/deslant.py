@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-__all__ = ["crop_to_ink", "deslant", "moments", "slant"]
+__all__ = ["crop_to_ink", "deslant", "ink_box_16", "moments", "slant", "subsample"]
 
 
 def _as_batch(images: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -171,3 +171,36 @@ def crop_to_ink(
     out = x[torch.arange(B)[:, None, None], 0, rows, cols]  # (B, size, size)
     out = out.unsqueeze(1)  # (B, 1, size, size)
     return out if had_channel else out[:, 0]
+
+
+def subsample(
+    images: torch.Tensor, size: int = 16, background: float = 0.0
+) -> torch.Tensor:
+    """Each image subsampled to ``size`` x ``size``: bilinear with antialiasing (the paper does not
+    say how it subsampled), the background kept (what lies outside the image counts as background).
+
+    Args:
+        images: ``(B, H, W)`` or ``(B, 1, H, W)``; ink is brighter than ``background``.
+
+    Returns:
+        ``(B, 1, size, size)`` float (or ``(B, size, size)`` for ``(B, H, W)`` input).
+    """
+    x, had_channel = _as_batch(images)
+    out = F.interpolate(x - background, size=(size, size), mode="bilinear",
+                        antialias=True, align_corners=False)
+    out = out + background
+    return out if had_channel else out[:, 0]
+
+
+def ink_box_16(images: torch.Tensor, background: float = 0.0) -> torch.Tensor:
+    """The digit as MNIST size-normalised it, at 16x16: the 20x20 window around its ink
+    (:func:`crop_to_ink`) subsampled to 16x16 (:func:`subsample`); the ink stays about 16 pixels
+    tall, where shrinking the whole 28x28 frame leaves it about 11. LeNet-1's input
+    (``paper.paper_inputs(..., "crop16in28")``) and the tangent-distance row's (``"crop16"`` of
+    ``fig9.base.flat_inputs``).
+
+    Returns:
+        ``(B, 1, 16, 16)`` float (or ``(B, 16, 16)`` for ``(B, H, W)`` input).
+    """
+    box = crop_to_ink(images, 20, background=background)  # the digit's 20x20
+    return subsample(box, 16, background=background)

@@ -209,14 +209,14 @@ def paper_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "pad32":
         return F.pad(x, (2, 2, 2, 2), value=-0.1).contiguous()
     if kind in ("16in28", "crop16in28"):
-        if kind == "crop16in28":
-            from .deslant import crop_to_ink
+        from .deslant import ink_box_16, subsample
 
-            # (N, 1, 20, 20): the digit's own box
-            x = crop_to_ink(x, 20, background=-0.1)
-        small = F.interpolate(x + 0.1, size=(16, 16), mode="bilinear",
-                              antialias=True, align_corners=False)
-        small = small - 0.1
+        # (N, 1, 16, 16): the digit's own 20x20 box, or the whole frame
+        small = (
+            ink_box_16(x, background=-0.1)
+            if kind == "crop16in28"
+            else subsample(x, 16, background=-0.1)
+        )
         # (N, 1, 28, 28)
         return F.pad(small, (6, 6, 6, 6), value=-0.1).contiguous()
     if kind == "deslant20":

@@ -263,6 +263,79 @@ def test_tangent_distance_ignores_a_small_translation() -> None:
     assert float(tangent_distance(x, T[:1], x, T[:1])) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_flat_inputs_crop16_is_the_digits_own_box_at_16x16() -> None:
+    X, _ = load_split("mnist", False)
+    X = X[:200]
+    frame, crop = flat_inputs(X, "16x16"), flat_inputs(X, "crop16")
+    assert frame.shape == crop.shape == (200, 256) and crop.dtype == torch.float32
+    assert crop.min() >= 0 and crop.max() <= 1 and crop.max() > 0.9
+    # "16x16" is still the whole frame, shrunk (bilinear, antialiased), as before
+    x = X.float().div(255).unsqueeze(1)
+    old = F.interpolate(x, size=(16, 16), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    assert torch.equal(frame, old.flatten(1))
+    # "crop16" is the 20x20 window around the ink subsampled the same way: LeNet-1's input, on [0, 1]
+    box = deslant.crop_to_ink(x, 20)
+    want = F.interpolate(box, size=(16, 16), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    assert torch.equal(crop, want.flatten(1))
+    lenet1 = (paper.paper_inputs(X, "crop16in28")[:, :, 6:22, 6:22] + 0.1) / 1.275  # same digits, paper's scale
+    assert torch.allclose(crop, lenet1.clamp(0, 1).flatten(1), atol=1e-5)
+    # the ink stays whole (the crop loses none of it, the subsampling only averages it) and larger
+    assert torch.allclose(box.sum((1, 2, 3)), x.sum((1, 2, 3)))
+    assert torch.allclose(crop.sum(1), x.sum((1, 2, 3)) * (16 / 20) ** 2, rtol=0.05)  # within 3.3% here
+    def rows(t: torch.Tensor) -> torch.Tensor:
+        return (t.view(-1, 16, 16) > 0.2).any(2).sum(1).float()
+
+    assert rows(crop).mean() > rows(frame).mean() + 2  # about 16 rows of ink against 12
+    with pytest.raises(ValueError, match="crop16"):
+        flat_inputs(X, "crop20")
+
+
+def test_tangent_validation_holds_out_training_digits(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from lenet_utils import data
+    from lenet_utils.fig9 import base, tangent_study
+    from lenet_utils.fig9.tangent_study import TANGENT_VALIDATION_COLUMNS, tangent_validation
+
+    splits, seen = [], []  # every split the study loads (the training set only), the digits it prepares
+    real, real_flat = data.load_split, base.flat_inputs
+    monkeypatch.setattr(data, "load_split", lambda name, train: splits.append(train) or real(name, train))
+    monkeypatch.setattr(base, "flat_inputs", lambda images, kind: seen.append(images) or real_flat(images, kind))
+    out = tmp_path / "tangent_validation.csv"
+    argv = ["fig9", "--tangent-validation", str(out), "--inputs", "16x16,crop16", "--sigmas", "1,0.5",
+            "--prefilters", "20", "--train-subset", "500", "--held-out", "100"]  # fmt: skip
+    assert cli_main(argv) == 0
+    assert "knn-tangent (crop16) sigma 0.5, prefilter 20: held out" in capsys.readouterr().out
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == TANGENT_VALIDATION_COLUMNS
+    assert [(r["input"], r["sigma"]) for r in rows] == [("16x16", "1.0"), ("16x16", "0.5"), ("crop16", "1.0"),
+                                                          ("crop16", "0.5")]  # fmt: skip
+    rid = "knn-tangent|input=16x16|sigma=1|prefilter=20|k=1|ridge=0.01|prototypes=500|held_out=100"
+    assert rows[0]["run_id"] == rid and len({r["run_id"] for r in rows}) == 4
+    assert all(r["prototypes"] == "500" and r["held_out"] == "100" and r["k"] == "1" for r in rows)
+    assert all(0 <= float(r["held_out_error_pct"]) < 40 for r in rows) and "--tangent-validation" in rows[0]["command"]
+    # done settings are skipped: nothing fitted again
+    assert tangent_validation(["crop16"], [0.5], [20], prototypes=500, held_out=100, out=out) == []
+    # prototypes: the first training digits; held out: training digits 50,000 onwards, never the test set
+    assert splits and all(splits) and tangent_study.PROTOTYPES == 50_000 and tangent_study.HELD_OUT == 10_000
+    train, _ = real("mnist", True)
+    assert len(seen) == 4  # prototypes and held-out digits, once per input kind
+    assert torch.equal(seen[0], train[:500]) and torch.equal(seen[1], train[50_000:50_100])
+
+
+@pytest.mark.parametrize(("flag", "value", "message"),
+                         [("--inputs", "raw", "not an input of the tangent distance"),
+                          ("--sigmas", "1,wide", "not a number"), ("--sigmas", "0", "must be a positive number"),
+                          ("--prefilters", "100,1.5", "not a whole number"),
+                          ("--prefilters", "0", "at least 1")])  # fmt: skip
+def test_the_tangent_study_refuses_bad_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                             value: str, message: str) -> None:  # fmt: skip
+    out = tmp_path / "study.csv"
+    assert cli_main(["fig9", "--tangent-validation", str(out), "--held-out", "10", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and value.split(",")[-1] in err and not out.exists()
+
+
 @pytest.mark.parametrize(
     ("row", "max_error"),
     [("linear-deslant", 0.30), ("pairwise-deslant", 0.25), ("knn", 0.25), ("pca40-quadratic", 0.20),

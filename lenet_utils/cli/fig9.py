@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from collections.abc import Sequence
@@ -38,7 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="fc-300", help="--fc-validation: comma-separated nets (default fc-300)")
     p.add_argument("--mus", default="1,0.1,0.02", help="--fc-validation: comma-separated mu (default 1,0.1,0.02)")
     p.add_argument("--inputs", default=None,
-                   help="--fc-validation: comma-separated input kinds to try (default: each net's own)")  # fmt: skip
+                   help="--fc-validation: comma-separated input kinds to try (default: each net's own); "
+                   "--tangent-validation: 16x16 and/or crop16 (default 16x16)")  # fmt: skip
+    p.add_argument("--tangent-validation", metavar="CSV", default=None,
+                   help="instead of a row: the tangent-distance k-NN's settings on held-out training digits "
+                   "(prototypes 0-49,999, held out 50,000-59,999; lenet_utils.fig9.tangent_study), appended to "
+                   "CSV; with --inputs, --sigmas, --prefilters, --train-subset (prototypes), --held-out")  # fmt: skip
+    p.add_argument("--sigmas", default="1", help="--tangent-validation: comma-separated smoothing sigmas (default 1)")
+    p.add_argument("--prefilters", default="100",
+                   help="--tangent-validation: comma-separated Euclidean candidate counts (default 100)")  # fmt: skip
+    p.add_argument("--held-out", type=positive_int, default=None,
+                   help="--tangent-validation: the first n of the 10,000 held-out digits only")  # fmt: skip
     p.add_argument("--fill-rejection", nargs="?", const="net", choices=["net", "classic", "all"], default=None,
                    help="instead of running a row: fill the rejection column of --out's rows written before it "
                    "(net: finished networks from --run-dir, tested again; classic: deterministic rows "
@@ -88,6 +99,53 @@ def _fc_validation(a: argparse.Namespace, words: list[str]) -> int:
     return 0
 
 
+def _tangent_lists(a: argparse.Namespace) -> tuple[list[str], list[float], list[int]]:
+    """--inputs, --sigmas and --prefilters of --tangent-validation, checked: a ``ValueError`` names the bad value."""
+    from ..fig9.tangent_study import TANGENT_INPUTS
+
+    inputs = a.inputs.split(",") if a.inputs else ["16x16"]
+    for k in inputs:
+        if k not in TANGENT_INPUTS:
+            raise ValueError(f"--inputs: {k!r} is not an input of the tangent distance; choose among "
+                             f"{', '.join(TANGENT_INPUTS)}")  # fmt: skip
+    sigmas = []
+    for s in a.sigmas.split(","):
+        try:
+            sigmas.append(float(s))
+        except ValueError:
+            raise ValueError(f"--sigmas: {s!r} is not a number (give e.g. --sigmas 0.5,1)") from None
+        if not (sigmas[-1] > 0 and math.isfinite(sigmas[-1])):
+            raise ValueError(f"--sigmas: the smoothing must be a positive number, got {s}")
+    prefilters = []
+    for s in a.prefilters.split(","):
+        try:
+            prefilters.append(int(s))
+        except ValueError:
+            raise ValueError(f"--prefilters: {s!r} is not a whole number (give e.g. --prefilters 100,200)") from None
+        if prefilters[-1] < 1:
+            raise ValueError(f"--prefilters: the number of candidates must be at least 1, got {s}")
+    return inputs, sigmas, prefilters
+
+
+def _tangent_validation(a: argparse.Namespace, words: list[str]) -> int:
+    from ..fig9.tangent_study import tangent_validation
+    from ..sweep import SweepBusyError
+
+    command = "python -m lenet_utils fig9 " + " ".join(shlex.quote(w) for w in words)
+    try:
+        inputs, sigmas, prefilters = _tangent_lists(a)
+        rows = tangent_validation(inputs, sigmas, prefilters, prototypes=a.train_subset, held_out=a.held_out,
+                                  threads=a.threads, out=a.tangent_validation, command=command)  # fmt: skip
+    except (SweepBusyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for r in rows:
+        print(f"knn-tangent ({r['input']}) sigma {r['sigma']:g}, prefilter {r['prefilter']}: held out "
+              f"{r['held_out_error_pct']:.2f}% ({r['prototypes']:,} prototypes, {r['held_out']:,} held out, "
+              f"{r['cpu_seconds']:.0f} s CPU)")  # fmt: skip
+    return 0
+
+
 def _list() -> str:
     from ..fig9 import ROWS
 
@@ -131,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if a.fc_validation:
         return _fc_validation(a, list(argv if argv is not None else sys.argv[2:]))
+    if a.tangent_validation:
+        return _tangent_validation(a, list(argv if argv is not None else sys.argv[2:]))
     if a.fill_rejection:
         return _fill(a.out, a.run_dir, a.fill_rejection)
     if a.row is None:

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.nn import functional as F
 
-__all__ = ["Fitted", "flat_inputs", "from_decide", "score_decide", "to_numpy"]
+__all__ = ["FLAT_INPUTS", "Fitted", "flat_inputs", "from_decide", "score_decide", "to_numpy"]
 
 
 @dataclass
@@ -73,8 +72,11 @@ def flat_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
     """MNIST's uint8 ``(N, 28, 28)`` digits as flat float vectors in [0, 1] (ink = 1).
 
     ``kind``: ``"raw"`` (784 pixels as stored), ``"deslant"`` (deslanted by the ink's second
-    moments, :func:`lenet_utils.deslant.deslant`; 784 pixels), ``"16x16"`` (subsampled to
-    16x16, bilinear with antialiasing; 256 pixels: the tangent-distance row).
+    moments, :func:`lenet_utils.deslant.deslant`; 784 pixels), ``"16x16"`` (the whole 28x28
+    frame subsampled to 16x16, bilinear with antialiasing, :func:`lenet_utils.deslant.subsample`:
+    the digit about 11 pixels tall; 256 pixels), ``"crop16"`` (the 20x20 window around the ink,
+    i.e. the digit as MNIST size-normalised it, subsampled to 16x16 the same way,
+    :func:`lenet_utils.deslant.ink_box_16`: the digit about 16 pixels tall; 256 pixels).
     """
     x = images.float().div(255.0)  # (N, 28, 28)
     if kind == "raw":
@@ -83,7 +85,13 @@ def flat_inputs(images: torch.Tensor, kind: str) -> torch.Tensor:
         from ..deslant import deslant
 
         return deslant(x).clamp(0, 1).flatten(1).contiguous()
-    if kind == "16x16":
-        small = F.interpolate(x.unsqueeze(1), size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    if kind in ("16x16", "crop16"):
+        from ..deslant import ink_box_16, subsample
+
+        small = subsample(x, 16) if kind == "16x16" else ink_box_16(x)  # (N, 16, 16)
         return small.clamp(0, 1).flatten(1).contiguous()  # (N, 256)
-    raise ValueError(f"input kind must be 'raw', 'deslant' or '16x16', not {kind!r}")
+    raise ValueError(f"input kind must be one of {', '.join(map(repr, FLAT_INPUTS))}, not {kind!r}")
+
+
+#: the input kinds of :func:`flat_inputs`
+FLAT_INPUTS: tuple[str, ...] = ("raw", "deslant", "16x16", "crop16")

@@ -85,7 +85,8 @@ ROWS: tuple[Row, ...] = (
     Row("rbf1000", "1000 RBF + linear classifier", "none", 3.6, "classic", True, ("rbf", "raw"),
         "k-means per class (seeded), widths from clusters, ridge"),
     Row("knn-tangent", "k-NN, tangent distance", "16x16", 1.1, "classic", False, ("tangent", "16x16"),
-        "k = 1 among 100 Euclidean candidates, Simard's 7 tangents"),
+        "k = 1 among 200 Euclidean candidates, Simard's 7 tangents, no smoothing (sigma 0.25), the whole frame "
+        "at 16x16; input, sigma and candidates chosen on held-out training digits"),
     Row("svm-poly4-deslant", "SVM, polynomial degree 4", "deslant", 1.1, "classic", False, ("svm", "deslant"),
         "libsvm, (gamma x.z + 1)^4, C = 10; minutes on 60,000 digits"),
     Row("rs-svm-poly5-deslant", "reduced-set SVM, polynomial degree 5", "deslant", 1.0, None, False,
