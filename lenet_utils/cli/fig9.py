@@ -57,6 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive_list(text: str, option: str, kind: type, example: str, rule: str) -> list:
+    """The comma-separated positive numbers of ``option`` (``kind``: ``float`` or ``int``); a
+    ``ValueError`` names the bad value (``rule`` says what a value must be)."""
+    values = []
+    for word in text.split(","):
+        try:
+            value = kind(word)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise ValueError(f"{option}: {word!r} is not {what} (give e.g. {option} {example})") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{option}: {rule}, got {word}")
+        values.append(value)
+    return values
+
+
 def _study_lists(a: argparse.Namespace) -> tuple[list[str], list[float], list[str] | None]:
     """--models, --mus and --inputs of --fc-validation, checked: a ``ValueError`` names the bad value."""
     from ..models import STUDY_NETS
@@ -66,14 +82,7 @@ def _study_lists(a: argparse.Namespace) -> tuple[list[str], list[float], list[st
     for m in models:
         if m not in STUDY_NETS:
             raise ValueError(f"--models: {m!r} is not a network of the study; choose among {', '.join(STUDY_NETS)}")
-    mus = []
-    for m in a.mus.split(","):
-        try:
-            mus.append(float(m))
-        except ValueError:
-            raise ValueError(f"--mus: {m!r} is not a number (give e.g. --mus 1,0.1)") from None
-        if not mus[-1] > 0:
-            raise ValueError(f"--mus: the damping must be positive, got {m}")
+    mus = _positive_list(a.mus, "--mus", float, "1,0.1", "the damping must be positive")
     inputs = a.inputs.split(",") if a.inputs else None
     for k in inputs or []:
         if k not in INPUT_KINDS:
@@ -108,22 +117,9 @@ def _tangent_lists(a: argparse.Namespace) -> tuple[list[str], list[float], list[
         if k not in TANGENT_INPUTS:
             raise ValueError(f"--inputs: {k!r} is not an input of the tangent distance; choose among "
                              f"{', '.join(TANGENT_INPUTS)}")  # fmt: skip
-    sigmas = []
-    for s in a.sigmas.split(","):
-        try:
-            sigmas.append(float(s))
-        except ValueError:
-            raise ValueError(f"--sigmas: {s!r} is not a number (give e.g. --sigmas 0.5,1)") from None
-        if not (sigmas[-1] > 0 and math.isfinite(sigmas[-1])):
-            raise ValueError(f"--sigmas: the smoothing must be a positive number, got {s}")
-    prefilters = []
-    for s in a.prefilters.split(","):
-        try:
-            prefilters.append(int(s))
-        except ValueError:
-            raise ValueError(f"--prefilters: {s!r} is not a whole number (give e.g. --prefilters 100,200)") from None
-        if prefilters[-1] < 1:
-            raise ValueError(f"--prefilters: the number of candidates must be at least 1, got {s}")
+    sigmas = _positive_list(a.sigmas, "--sigmas", float, "0.5,1", "the smoothing must be a positive number")
+    prefilters = _positive_list(a.prefilters, "--prefilters", int, "100,200",
+                                "the number of candidates must be at least 1")  # fmt: skip
     return inputs, sigmas, prefilters
 
 
