@@ -51,11 +51,11 @@ def tangent_validation(
     ``out``: a CSV the rows are appended to (:class:`lenet_utils.sweep.ResultsFile`); a setting
     already there is skipped, so a killed study continues where it stopped.
     """
-    import threadpoolctl
     import torch
 
     from ..data import load_split
     from ..sweep import ResultsFile
+    from ..threads import threads as thread_limit
     from .base import flat_inputs
     from .tangent import fit_tangent_knn
 
@@ -82,16 +82,11 @@ def tangent_validation(
                     held = slice(PROTOTYPES, PROTOTYPES + n_held)
                     data = flat_inputs(X[:n_proto], kind), y[:n_proto], flat_inputs(X[held], kind), y[held]
                 Xp, yp, Xh, yh = data
-                prev = torch.get_num_threads()
-                with torch.no_grad(), threadpoolctl.threadpool_limits(threads):
-                    torch.set_num_threads(threads)
-                    try:
-                        c0 = time.process_time()
-                        fitted = fit_tangent_knn(Xp, yp, sigma=float(sigma), prefilter=int(prefilter))
-                        wrong = int((fitted.predict(Xh) != yh).sum())
-                        cpu = time.process_time() - c0
-                    finally:
-                        torch.set_num_threads(prev)
+                with torch.no_grad(), thread_limit(threads):
+                    c0 = time.process_time()
+                    fitted = fit_tangent_knn(Xp, yp, sigma=float(sigma), prefilter=int(prefilter))
+                    wrong = int((fitted.predict(Xh) != yh).sum())
+                    cpu = time.process_time() - c0
                 row = {"run_id": rid, "input": kind, "sigma": sigma, "prefilter": prefilter, "k": k, "ridge": ridge,
                        "prototypes": n_proto, "held_out": n_held,
                        "held_out_error_pct": round(100 * wrong / n_held, 3), "cpu_seconds": round(cpu, 1),
