@@ -42,9 +42,13 @@ for seed in 0 1 2; do
 done
 # with distortions: the paper's 600,000 patterns per pass, ten times the cost of the plain runs.
 # lenet5-huge-dist: every distortion range doubled; lenet5-dist-fixed: the paper's protocol (the
-# original + 9 distorted copies of each image drawn once, the same in every pass)
+# original + 9 distorted copies of each image drawn once, the same in every pass).
+# boosted LeNet-4: net 1 with distortions (600,000 patterns per pass), nets 2 and 3 on 60,000 filtered
+# distorted digits each; three resumable run folders (data/fig9/boosted-lenet4-dist_seed<N>/net1..3).
+# Seed by seed, so that every row gets its first seed before any row gets its third.
 for seed in 0 1 2; do
-  for row in lenet5-dist lenet5-dist-fixed lenet5-huge-dist fc-300-dist fc-300-100-dist fc-500-150-dist fc-1000-dist; do
+  for row in lenet5-dist lenet5-dist-fixed boosted-lenet4-dist fc-300-dist fc-300-100-dist fc-500-150-dist \
+      fc-1000-dist lenet5-huge-dist; do
     run $row --seed $seed
   done
 done
@@ -53,9 +57,4 @@ for seed in 0 1 2; do
   for row in fc-300-dist-fixed fc-300-100-dist-fixed fc-500-150-dist-fixed fc-1000-dist-fixed; do
     run $row --seed $seed
   done
-done
-# boosted LeNet-4: net 1 with distortions (600,000 patterns per pass), nets 2 and 3 on 60,000 filtered
-# distorted digits each; three resumable run folders (data/fig9/boosted-lenet4-dist_seed<N>/net1..3)
-for seed in 0 1 2; do
-  run boosted-lenet4-dist --seed $seed
 done
