@@ -59,17 +59,24 @@ STREAM_CHUNKS = 50
 def balanced_selection(correct: torch.Tensor, n: int) -> torch.Tensor:
     """Indices of an equal mix of right and wrong answers: the first ``m`` wrong and the first
     ``m`` right ones (in stream order), ``m = min(n // 2, wrong, right)``; sorted."""
-    wrong, right = torch.nonzero(~correct).flatten(), torch.nonzero(correct).flatten()
+    wrong = torch.nonzero(~correct).flatten()
+    right = torch.nonzero(correct).flatten()
     m = min(n // 2, len(wrong), len(right))
     return torch.cat([wrong[:m], right[:m]]).sort().values
 
 
-def disagreement_selection(pred1: torch.Tensor, pred2: torch.Tensor, n: int) -> torch.Tensor:
+def disagreement_selection(
+    pred1: torch.Tensor,
+    pred2: torch.Tensor,
+    n: int,
+) -> torch.Tensor:
     """Indices of the first ``n`` patterns on which the two predictions differ (stream order)."""
     return torch.nonzero(pred1 != pred2).flatten()[:n]
 
 
-def sum_outputs(penalties: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def sum_outputs(
+    penalties: list[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels and confidences of the summed penalty outputs (N, 10) of several nets: the
     smallest sum wins, the confidence is the gap to the second smallest."""
     total = torch.stack([p.double() for p in penalties]).sum(0)  # (N, 10)
