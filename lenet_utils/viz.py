@@ -154,6 +154,24 @@ def _box(ax: plt.Axes, x: float, y: float, w: float, h: float, **kw: object) -> 
     ax.add_patch(Rectangle((x, y), w, h, **style))
 
 
+def _conv_step_fonts(
+    fig: plt.Figure, total_w: float, height: float, maps: tuple[torch.Tensor, ...], annotate: bool
+) -> tuple[float, float, float, list[str], bool]:
+    """Font sizes of :func:`plot_conv_step`, readable on the site (a wide figure is shown scaled
+    down) where the cells leave room: a cell is ``cell_pt`` points wide, a character about 0.6
+    of the font size. Returns the small and text sizes, the cells' size, the kernel's factors
+    (``×w``) and whether they fit in the window's cells."""
+    fig_w, fig_h = fig.get_size_inches()
+    cell_pt = 72 * min(0.96 * fig_w / (total_w + 0.4), 0.72 * fig_h / (height + 1.5))
+    small = max(7.0, style.readable_points(fig_w))
+    text_pt = max(9.0, small)
+    longest = max(len(_fmt(float(v))) for m in maps for v in m.flatten())
+    fs = text_pt if 0.6 * longest * text_pt <= 0.8 * cell_pt else 9.0
+    factors = [f"×{_fmt(float(v))}" for v in maps[1].flatten()]
+    show_factors = annotate and 0.6 * max(map(len, factors)) * small <= 0.5 * cell_pt
+    return small, text_pt, fs, factors, show_factors
+
+
 def plot_conv_step(
     X: torch.Tensor,
     K: torch.Tensor,
@@ -199,16 +217,8 @@ def plot_conv_step(
     height = max(H, kh, oh)
     fig = _fresh_figure(fig, (min(1.0 + 0.42 * total_w, 12.0), 1.3 + 0.42 * height))
     ax = fig.add_axes((0.02, 0.18, 0.96, 0.72))
-    # Text readable on the site (a wide figure is shown scaled down), where the cells leave room:
-    # a cell is ``cell_pt`` points wide, a character about 0.6 of the font size.
-    fig_w, fig_h = fig.get_size_inches()
-    cell_pt = 72 * min(0.96 * fig_w / (total_w + 0.4), 0.72 * fig_h / (height + 1.5))
-    small = max(7.0, style.readable_points(fig_w))
-    text_pt = max(9.0, small)
-    longest = max(len(_fmt(float(v))) for m in (Xp, K, Y) for v in m.flatten())
-    fs = text_pt if 0.6 * longest * text_pt <= 0.8 * cell_pt else 9.0
-    factors = [f"×{_fmt(float(v))}" for v in K.flatten()]
-    show_factors = annotate and 0.6 * max(map(len, factors)) * small <= 0.5 * cell_pt
+    fig_w = fig.get_size_inches()[0]
+    small, text_pt, fs, factors, show_factors = _conv_step_fonts(fig, total_w, height, (Xp, K, Y), annotate)
     _draw_cells(ax, Xp, 0, 0, pad=padding, annotate=annotate, fontsize=fs, vmin=float(X.min()), vmax=float(X.max()))
     _draw_cells(ax, K.float(), xk, (height - kh) / 2, cmap="Oranges", annotate=annotate, fontsize=fs)
     _draw_cells(ax, Y, xo, (height - oh) / 2, cmap="Greens", shown=shown, annotate=annotate, fontsize=fs)
@@ -839,6 +849,39 @@ def _results_text_points(fig: plt.Figure) -> float:
     return max(7.0, style.readable_points(fig.get_figwidth(), fig.dpi) + 0.3)
 
 
+def _seed_dots(
+    ax: plt.Axes,
+    points: Mapping[object, list[float]],
+    keys: Sequence[object],
+    pos: Mapping[object, float],
+    *,
+    categorical: bool,
+    log_x: bool,
+) -> tuple[list[float], list[float], list[float]]:
+    """Every run of :func:`plot_ablation` as a grey dot, spread a little sideways; returns the
+    points' positions, means and standard deviations (0 for a single run)."""
+    xs, means, stds = [], [], []
+    for k in keys:
+        vals = points.get(k, [])
+        if not vals:
+            continue
+        p = pos[k]
+        n = len(vals)
+        if categorical:
+            offs = [(i - (n - 1) / 2) * 0.25 / max(n - 1, 1) for i in range(n)]
+            ax.scatter([p + o for o in offs], vals, s=9, color="0.55", alpha=0.7, zorder=2, linewidths=0)
+        else:
+            fac = [(1.0 + (i - (n - 1) / 2) * 0.03 / max(n - 1, 1)) for i in range(n)]
+            span = (max(pos.values()) - min(pos.values())) or 1.0
+            xx = [p * f for f in fac] if log_x else [p + (f - 1.0) * span for f in fac]
+            ax.scatter(xx, vals, s=9, color="0.55", alpha=0.7, zorder=2, linewidths=0)
+        m, s = _mean_std(vals)
+        xs.append(p)
+        means.append(m)
+        stds.append(0.0 if s != s else s)
+    return xs, means, stds
+
+
 def plot_ablation(
     rows: Sequence[Mapping[str, object]],
     x: str,
@@ -879,25 +922,7 @@ def plot_ablation(
     # many values on a narrow axes: tick labels and counts turn on their side
     crowded = len(keys) > 10 and ax.get_position().width * fig.get_figwidth() / len(keys) < 0.28
     pos = {k: (i if categorical else float(k)) for i, k in enumerate(keys)}  # type: ignore[arg-type]
-    xs, means, stds = [], [], []
-    for k in keys:
-        vals = points.get(k, [])
-        if not vals:
-            continue
-        p = pos[k]
-        n = len(vals)
-        if categorical:
-            offs = [(i - (n - 1) / 2) * 0.25 / max(n - 1, 1) for i in range(n)]
-            ax.scatter([p + o for o in offs], vals, s=9, color="0.55", alpha=0.7, zorder=2, linewidths=0)
-        else:
-            fac = [(1.0 + (i - (n - 1) / 2) * 0.03 / max(n - 1, 1)) for i in range(n)]
-            span = (max(pos.values()) - min(pos.values())) or 1.0
-            xx = [p * f for f in fac] if log_x else [p + (f - 1.0) * span for f in fac]
-            ax.scatter(xx, vals, s=9, color="0.55", alpha=0.7, zorder=2, linewidths=0)
-        m, s = _mean_std(vals)
-        xs.append(p)
-        means.append(m)
-        stds.append(0.0 if s != s else s)
+    xs, means, stds = _seed_dots(ax, points, keys, pos, categorical=categorical, log_x=log_x)
     if xs:
         ax.errorbar(
             xs, means, yerr=stds, fmt="o" if categorical else "o-", color=color, capsize=3, ms=4, lw=1.4,
