@@ -50,6 +50,7 @@ import itertools
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -78,6 +79,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "SweepBusyError",
+    "UnitCosts",
     "bench",
     "columns_for",
     "done_run_ids",
@@ -929,16 +931,26 @@ def summarize(
 # Cost: the engines timed on this machine
 
 
+@dataclass(frozen=True)
+class UnitCosts:
+    """CPU seconds per seed that :func:`unit_costs` measured for one configuration and engine."""
+
+    step: float  #: one training step
+    image: float  #: evaluating one test image
+    epoch: float  #: what a short epoch costs beyond its steps and images (its set-up, the evaluation's)
+
+
 def unit_costs(
-    config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1
-) -> tuple[float, float]:
-    """CPU seconds per seed of one training step, and of evaluating one test image, of ``engine``
-    (``"fit"`` or ``"batched"``) on this machine.
+    config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1, repeats: int = 3
+) -> UnitCosts:
+    """The :class:`UnitCosts` of ``engine`` (``"fit"`` or ``"batched"``) on this machine.
 
     The real engine (:func:`train_single` / :func:`train_batched`) runs one epoch of K and of
     3K steps, and one of K steps with 2,000 more test images, on the configuration's own data
-    (after a warm-up run); the differences of the CPU times are the costs without the fixed
-    costs (data, set-up).
+    (after a warm-up run), ``repeats`` times in turn, each timed by the clock of a results row
+    (loading the data and building the networks are outside it). The differences of the
+    median CPU times give a step and an image; what the K-step epoch cost beyond its steps and
+    images is the epoch's own overhead.
     """
     from .threads import configure_threads
 
@@ -946,7 +958,7 @@ def unit_costs(
     k = max(4, min(40, 8000 // config["batch_size"]))
     cpu = []
     # the first call warms up
-    for steps, tests in ((k, 64), (k, 64), (3 * k, 64), (k, 2064)):
+    for steps, tests in ((k, 64),) + ((k, 64), (3 * k, 64), (k, 2064)) * repeats:
         probe = {
             **config,
             "epochs": 1,
@@ -954,23 +966,23 @@ def unit_costs(
             "train_subset": config["batch_size"] * steps,
             "test_subset": tests,
         }
-        c0 = time.process_time()
-        if engine == "batched":
-            train_batched(probe, list(range(seeds)), num_threads=num_threads)
+        if engine == "batched":  # its results are CPU seconds per seed
+            result = train_batched(probe, list(range(seeds)), num_threads=num_threads)[0]
         else:
-            train_single(probe, 0, num_threads=num_threads)
-        cpu.append(time.process_time() - c0)
-    per = seeds if engine == "batched" else 1
-    step = max(cpu[2] - cpu[1], 1e-9) / (2 * k) / per
-    image = max(cpu[3] - cpu[1], 0.0) / 2000 / per
-    return step, image
+            result = train_single(probe, 0, num_threads=num_threads)
+        cpu.append(result.cpu_seconds)
+    short, long, more_tests = (statistics.median(cpu[i::3]) for i in (1, 2, 3))
+    step = max(long - short, 1e-9) / (2 * k)
+    image = max(more_tests - short, 0.0) / 2000
+    return UnitCosts(step, image, max(short - k * step - 64 * image, 0.0))
 
 
 def epoch_cost(config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1) -> float:
-    """CPU seconds per seed of one epoch of ``config``: its training steps and its test pass."""
-    per_step, per_test = unit_costs(config, engine, seeds, num_threads)
+    """CPU seconds per seed of one epoch of ``config``: its training steps, its test pass and
+    the epoch's overhead."""
+    unit = unit_costs(config, engine, seeds, num_threads)
     steps = math.ceil((config["train_subset"] or 60000) / config["batch_size"])
-    return per_step * steps + per_test * (config["test_subset"] or 10000)
+    return unit.step * steps + unit.image * (config["test_subset"] or 10000) + unit.epoch
 
 
 def bench(batch_sizes: Sequence[int] = (2, 8, 32, 256), seeds: int = 5, num_threads: int = 1) -> list[dict[str, float]]:
@@ -978,8 +990,8 @@ def bench(batch_sizes: Sequence[int] = (2, 8, 32, 256), seeds: int = 5, num_thre
     out = []
     for bs in batch_sizes:
         cfg = {**DEFAULTS, "batch_size": bs}
-        single = unit_costs(cfg, "fit", 1, num_threads)[0]
-        batched = unit_costs(cfg, "batched", seeds, num_threads)[0]
+        single = unit_costs(cfg, "fit", 1, num_threads).step
+        batched = unit_costs(cfg, "batched", seeds, num_threads).step
         out.append({"batch_size": bs, "seeds": seeds, "single_ms_per_seed_step": single * 1e3,
                     "batched_ms_per_seed_step": batched * 1e3, "speedup": single / batched,
                     "single_cpu_s_per_epoch": single * math.ceil(60000 / bs)})  # fmt: skip

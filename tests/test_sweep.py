@@ -321,9 +321,9 @@ def _estimate_from(
     point = {k: calibration[0][k] for k in ("batch_size", "train_subset", "test_subset", "activation", "pool")}
     steps = -(-(point["train_subset"] or 60000) // point["batch_size"])
 
-    def unit_costs(config: dict, engine: str, seeds: int = 1, num_threads: int = 1) -> tuple[float, float]:
+    def unit_costs(config: dict, engine: str, seeds: int = 1, num_threads: int = 1) -> sweep.UnitCosts:
         assert engine == "fit" and {k: config[k] for k in point} == point, (engine, config)
-        return per_epoch / steps, 0.0  # the test images' cost folded into the steps'
+        return sweep.UnitCosts(per_epoch / steps, 0.0, 0.0)  # images and overhead folded into the steps
 
     monkeypatch.setattr(sweep, "unit_costs", unit_costs)
     return sweep.estimate(spec, done, spec.engine, 1)[0]
