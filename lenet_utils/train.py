@@ -367,6 +367,22 @@ def _callbacks(h: History, task: engine.Task, net: nn.Module, train_iter: Any, e
     return cbs
 
 
+def _check_arguments(epochs: int, patience: Any, val_iter: Batches | None) -> None:
+    if patience is not None and val_iter is None:
+        raise ValueError("early stopping (patience=...) needs a validation set: pass val_iter")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+
+
+def _stopper(patience: float | PatienceStopping | None, saved: dict[str, Any]) -> PatienceStopping | None:
+    """``fit``'s early stopping: from ``patience``, or as a resumed state left it."""
+    if patience is None:
+        return None
+    if saved.get("stopper") is not None:
+        return PatienceStopping(**saved["stopper"])
+    return patience if isinstance(patience, PatienceStopping) else PatienceStopping(float(patience))
+
+
 def fit(
     net: nn.Module,
     train_iter: Batches,
@@ -420,10 +436,7 @@ def fit(
     ``augment``: applied to every training batch. ``extra_eval``: more evaluation sets,
     ``{name: loader}`` -> ``history.extra[name]``. ``net`` ends with the *last* epoch's weights.
     """
-    if patience is not None and val_iter is None:
-        raise ValueError("early stopping (patience=...) needs a validation set: pass val_iter")
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    _check_arguments(epochs, patience, val_iter)
     device = engine.resolve_device(device)
     _initialise(net, init, seed)
     layout = _layout(net, device, channels_last)
@@ -437,10 +450,7 @@ def fit(
         h, start, saved = _resume(Path(state), net, opt, settings, train_iter, device)
         if h.stopped_epoch is not None or start >= epochs:
             return h
-    stopper = patience if isinstance(patience, PatienceStopping) else (
-        PatienceStopping(float(patience)) if patience is not None else None)  # fmt: skip
-    if stopper is not None and saved.get("stopper") is not None:
-        stopper = PatienceStopping(**saved["stopper"])
+    stopper = _stopper(patience, saved)
     transform = layout if augment is None else (lambda X: layout(augment(X)) if layout else augment(X))
     task = engine.Task(
         torch.compile(model) if compile else model, opt, criterion, lambda epoch: train_iter,

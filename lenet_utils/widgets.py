@@ -469,11 +469,9 @@ def digit_explorer(classifiers: Mapping[str, Any], *, size: int = 280, pen: int 
     ipywidgets 7 and 8. In Colab, third-party widgets such as ipycanvas' need Colab's custom
     widget manager, which is switched on here.
     """
-    import io
     import sys
 
     import ipywidgets as w
-    from PIL import Image
 
     out = w.Output()
 
@@ -485,6 +483,29 @@ def digit_explorer(classifiers: Mapping[str, Any], *, size: int = 280, pen: int 
             if steps is not None:
                 plot_preprocessing([(title, steps)])
                 plt.show()
+
+    controls: list[Any] = [_upload_control(show, out)]
+    try:
+        import ipycanvas  # noqa: F401
+    except ImportError:
+        controls.append(w.HTML("<i>pip install ipycanvas</i> to draw here instead of uploading"))
+        return w.VBox([w.HBox(controls), out])
+    if "google.colab" in sys.modules:  # pragma: no cover - Colab only
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+    canvas, button = _drawing_canvas(show, size, pen)
+    note = w.HTML("draw one digit, large, with the mouse: it is classified when you lift the pen")
+    return w.VBox([w.HBox([canvas, w.VBox([note, button, *controls])]), out])
+
+
+def _upload_control(show: Callable[[str, Any], None], out: Any) -> Any:
+    """The explorer's file upload: each uploaded image goes to ``show``; a file Pillow cannot
+    read gets one line in ``out``, never a traceback."""
+    import io
+
+    import ipywidgets as w
+    from PIL import Image
 
     upload = w.FileUpload(accept="image/*", multiple=False, description="upload an image")
 
@@ -501,16 +522,15 @@ def digit_explorer(classifiers: Mapping[str, Any], *, size: int = 280, pen: int 
             show(name, image)
 
     upload.observe(on_upload, names="value")
-    controls: list[Any] = [upload]
-    try:
-        from ipycanvas import Canvas
-    except ImportError:
-        controls.append(w.HTML("<i>pip install ipycanvas</i> to draw here instead of uploading"))
-        return w.VBox([w.HBox(controls), out])
-    if "google.colab" in sys.modules:  # pragma: no cover - Colab only
-        from google.colab import output
+    return upload
 
-        output.enable_custom_widget_manager()
+
+def _drawing_canvas(show: Callable[[str, Any], None], size: int, pen: int) -> tuple[Any, Any]:
+    """The explorer's ipycanvas pad and its clear button: strokes go to a :class:`DrawPad`,
+    and lifting the pen sends the drawing to ``show``."""
+    import ipywidgets as w
+    from ipycanvas import Canvas
+
     pad = DrawPad(size, pen)
     canvas = Canvas(width=size, height=size, layout=w.Layout(border="1px solid #999"))
     canvas.line_width, canvas.line_cap, canvas.stroke_style = pen, "round", "black"
@@ -529,13 +549,10 @@ def digit_explorer(classifiers: Mapping[str, Any], *, size: int = 280, pen: int 
         pad.begin(x, y)
         canvas.stroke_line(x, y, x, y)
 
-    def classify(_: Any = None) -> None:
-        if pad.strokes:
-            show("your drawing", pad.image())
-
     def on_up(x: float, y: float) -> None:
         pad.end()
-        classify()
+        if pad.strokes:
+            show("your drawing", pad.image())
 
     canvas.on_mouse_down(on_down)
     canvas.on_mouse_move(on_move)
@@ -544,5 +561,4 @@ def digit_explorer(classifiers: Mapping[str, Any], *, size: int = 280, pen: int 
     clear()
     button = w.Button(description="clear")
     button.on_click(clear)
-    note = w.HTML("draw one digit, large, with the mouse: it is classified when you lift the pen")
-    return w.VBox([w.HBox([canvas, w.VBox([note, button, *controls])]), out])
+    return canvas, button
