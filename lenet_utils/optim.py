@@ -134,7 +134,7 @@ class SDLM(torch.optim.Optimizer):
         return out
 
     def _denom(self, p: torch.Tensor, lr: float, mu: float) -> torch.Tensor:
-        """``(mu + h) / lr`` for parameter ``p``, cached: it changes once per pass."""
+        """``(mu + h) / lr`` for parameter ``p``, cached: it changes once a pass."""
         state = self.state[p]
         h = state.get("hessian")
         if h is None:

@@ -941,7 +941,11 @@ class UnitCosts:
 
 
 def unit_costs(
-    config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1, repeats: int = 3
+    config: dict[str, Any],
+    engine: str,
+    seeds: int = 1,
+    num_threads: int = 1,
+    repeats: int = 3,
 ) -> UnitCosts:
     """The :class:`UnitCosts` of ``engine`` (``"fit"`` or ``"batched"``) on this machine.
 
@@ -956,9 +960,9 @@ def unit_costs(
 
     configure_threads(num_threads)
     k = max(4, min(40, 8000 // config["batch_size"]))
-    cpu = []
-    # the first call warms up
-    for steps, tests in ((k, 64),) + ((k, 64), (3 * k, 64), (k, 2064)) * repeats:
+    warm_up, probes = (k, 64), ((k, 64), (3 * k, 64), (k, 2064))
+    cpu, seed_list = [], list(range(seeds))
+    for steps, tests in (warm_up, *probes * repeats):
         probe = {
             **config,
             "epochs": 1,
@@ -967,7 +971,7 @@ def unit_costs(
             "test_subset": tests,
         }
         if engine == "batched":  # its results are CPU seconds per seed
-            result = train_batched(probe, list(range(seeds)), num_threads=num_threads)[0]
+            result = train_batched(probe, seed_list, num_threads=num_threads)[0]
         else:
             result = train_single(probe, 0, num_threads=num_threads)
         cpu.append(result.cpu_seconds)
@@ -977,12 +981,15 @@ def unit_costs(
     return UnitCosts(step, image, max(short - k * step - 64 * image, 0.0))
 
 
-def epoch_cost(config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1) -> float:
+def epoch_cost(
+    config: dict[str, Any], engine: str, seeds: int = 1, num_threads: int = 1
+) -> float:
     """CPU seconds per seed of one epoch of ``config``: its training steps, its test pass and
     the epoch's overhead."""
     unit = unit_costs(config, engine, seeds, num_threads)
     steps = math.ceil((config["train_subset"] or 60000) / config["batch_size"])
-    return unit.step * steps + unit.image * (config["test_subset"] or 10000) + unit.epoch
+    images = config["test_subset"] or 10000
+    return unit.step * steps + unit.image * images + unit.epoch
 
 
 def bench(batch_sizes: Sequence[int] = (2, 8, 32, 256), seeds: int = 5, num_threads: int = 1) -> list[dict[str, float]]:

@@ -79,3 +79,18 @@ def test_widget_views_are_not_on_the_site(path: Path) -> None:
         and not {"remove-output", "remove-cell"} & set(c["metadata"].get("tags", []))
     ]
     assert not bad, f"cells that show a widget view without the remove-output tag: {bad}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_shown_source_fits_80_columns(path: Path) -> None:
+    """Every code listing a cell shows (``show_source``'s Markdown blocks, as stored) keeps to 80
+    columns, the width the site's code column holds without a scroll bar (the slow site test
+    measures the rendered pages; this catches a long line without building them)."""
+    nb = json.loads(path.read_text())
+    wide = []
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            block = "".join(out.get("data", {}).get("text/markdown", ""))
+            if block.lstrip("`").startswith("python\n"):
+                wide += [f"cell {i}: {line}" for line in block.splitlines() if len(line) > 80]
+    assert not wide, "\n".join(wide[:10])
