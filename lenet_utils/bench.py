@@ -1,6 +1,9 @@
 """``python -m lenet_utils bench``: our trainer against ``d2l.train_ch6``, same net, data and settings.
 
-One process runs, one after the other:
+Each trainer runs in a new Python interpreter (so every row starts from the same state), one
+after the other, and with ``rounds`` > 1 the whole sequence runs that many times (a row's wall
+time is then its median, and a speed-up the median of the ratios within a round: on a machine
+whose speed drifts from minute to minute that is steadier than one run):
 
 1. **d2l** — ``d2l.train_ch6`` on ``d2l.load_data_fashion_mnist(batch_size)`` (torchvision
    dataset, PIL → tensor per image, ``DataLoader`` with d2l's 4 worker processes), exactly
@@ -19,9 +22,8 @@ seconds the whole call took (data loading, evaluation, plotting included). d2l's
 "examples/sec" — timed around the optimisation steps only, data loading excluded — is shown
 too. ``--profile`` adds a ``torch.profiler`` table of where our trainer's time goes.
 
-The machine may be shared: the load average before and after is printed, and since both
-trainers run in the same process, in the same conditions, back to back, the *ratio* is the
-meaningful number.
+The machine may be shared: the load average before and after is printed, and since the
+trainers run in the same conditions, back to back, the *ratio* is the meaningful number.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["profile_fit", "report", "run_d2l", "run_ours"]
+__all__ = ["FAST_ROW", "measure", "measure_in_fresh_process", "profile_fit", "report",
+           "run_d2l", "run_ours", "trainers"]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -160,16 +163,75 @@ def profile_fit(batch_size: int = 256, lr: float = 0.9, batches: int = 60, rows:
 FAST_ROW = "lenet_utils.train.fit --fast"
 
 
+Row = tuple[str, str, dict[str, bool]]
+
+
+def trainers(decompose: bool = False, fast: bool = False, skip_d2l: bool = False) -> list[Row]:
+    """The rows of a report, in the order of a round: ``(name, "d2l" or "ours", options)``."""
+    rows: list[Row] = []
+    if not skip_d2l:
+        rows.append(("d2l.train_ch6", "d2l", {}))
+        if decompose:
+            rows.append(("d2l.train_ch6 + TensorLoader", "d2l", {"our_loaders": True}))
+    rows.append(("lenet_utils.train.fit", "ours", {}))
+    if fast:
+        rows.append((FAST_ROW, "ours", {"fast": True}))
+    return rows
+
+
+def measure(kind: str, epochs: int, lr: float, batch_size: int, seed: int, options: dict[str, bool]) -> dict[str, Any]:
+    """One row's run, in this process: ``run_d2l`` (on d2l's loader or ours) or ``run_ours``
+    (``fast`` or not)."""
+    if kind == "d2l":
+        from . import data
+
+        loaders = data.load_data("fashion", batch_size, seed=seed) if options.get("our_loaders") else None
+        return run_d2l(epochs, lr, batch_size, seed, loaders=loaders)
+    return run_ours(epochs, lr, batch_size, seed, fast=bool(options.get("fast")))
+
+
+_CHILD = "import json, sys; from lenet_utils import bench; print(json.dumps(bench.measure(*json.loads(sys.argv[1]))))"
+
+
+def measure_in_fresh_process(*args: Any) -> dict[str, Any]:
+    """:func:`measure` in a new Python interpreter, started as a user would start one (so d2l's
+    loader starts its workers the platform's usual way): every row begins from the same state,
+    nothing imported, compiled or allocated yet."""
+    import json
+    import subprocess
+    import sys
+
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"bench: the {args[0]} run failed in its process (exit code {done.returncode}):\n{tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from a trainer's rounds: the median wall time (and the rates it gives)."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    row = dict(ordered[(len(ordered) - 1) // 2])  # the lower median: an actual run's numbers
+    row["walls"] = [r["wall_s"] for r in runs]
+    return row
+
+
 def _speedups(results: dict[str, dict[str, Any]], say: Callable[[str], None]) -> None:
-    """Each of our rows against ``d2l.train_ch6``: wall-clock ratio and test accuracy."""
+    """Each of our rows against ``d2l.train_ch6``: wall-clock ratio (the median over rounds of the
+    ratio within a round) and test accuracy."""
     d = results["d2l.train_ch6"]
     for name, label in (("lenet_utils.train.fit", "ours"), (FAST_ROW, "ours, fast")):
         if name not in results:
             continue
         o = results[name]
+        pairs = zip(d.get("walls", [d["wall_s"]]), o.get("walls", [o["wall_s"]]), strict=True)
+        ratios = sorted(a / b for a, b in pairs)
+        rounds = f"; rounds: {', '.join(f'{r:.2f}x' for r in ratios)}" if len(ratios) > 1 else ""
         say("")
-        say(f"speed-up of {name}, wall clock: {o['wall_rate'] / d['wall_rate']:.1f}x   "
-            f"(on d2l's own examples/sec: {o['d2l_rate'] / d['d2l_rate']:.1f}x)")  # fmt: skip
+        say(f"speed-up of {name}, wall clock: {ratios[(len(ratios) - 1) // 2]:.1f}x   "
+            f"(on d2l's own examples/sec: {o['d2l_rate'] / d['d2l_rate']:.1f}x{rounds})")  # fmt: skip
         say(f"test accuracy: d2l {d['test_acc']:.3f}, {label} {o['test_acc']:.3f} "
             f"(difference {o['test_acc'] - d['test_acc']:+.3f}; "
             "one run each: compare seeds before reading a difference)")  # fmt: skip
@@ -183,37 +245,43 @@ def _conditions() -> str:
     )
 
 
-def report(epochs: int = 10, lr: float = 0.9, batch_size: int = 256, seed: int = 0, *, decompose: bool = False,
-           profile: bool = False, skip_d2l: bool = False, fast: bool = False, command: str = "",
-           say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Run the benchmark, printing the report line by line through ``say``; return the measurements."""
-    say(f"$ {command.strip()}")
-    say(f"before: {_conditions()}")
-    say(f"setting: d2l LeNet, Fashion-MNIST, batch {batch_size}, SGD lr {lr}, {epochs} epochs, seed {seed}")
-    results: dict[str, dict[str, Any]] = {}
-    if not skip_d2l:
-        results["d2l.train_ch6"] = run_d2l(epochs, lr, batch_size, seed)
-        say(f"  d2l.train_ch6 done in {results['d2l.train_ch6']['wall_s']:.1f} s")
-        if decompose:
-            from . import data
-
-            loaders = data.load_data("fashion", batch_size, seed=seed)
-            results["d2l.train_ch6 + TensorLoader"] = run_d2l(epochs, lr, batch_size, seed, loaders=loaders)
-            say(f"  d2l.train_ch6 + TensorLoader done in {results['d2l.train_ch6 + TensorLoader']['wall_s']:.1f} s")
-    results["lenet_utils.train.fit"] = run_ours(epochs, lr, batch_size, seed)
-    say(f"  lenet_utils.train.fit done in {results['lenet_utils.train.fit']['wall_s']:.1f} s")
-    if fast:
-        results[FAST_ROW] = run_ours(epochs, lr, batch_size, seed, fast=True)
-        say(f"  {FAST_ROW} done in {results[FAST_ROW]['wall_s']:.1f} s"
-            + ("" if results[FAST_ROW]["fast"] else " (the fused operators did not apply: plain path)"))
-    say(f"after:  {_conditions()}")
-    say("")
+def _table(results: dict[str, dict[str, Any]], say: Callable[[str], None]) -> None:
     say(f"{'trainer':<30} {'wall s':>8} {'ex/s wall':>10} {'ex/s steps':>11} {'threads':>7} "
         f"{'loss':>6} {'train':>6} {'test':>6}")  # fmt: skip
     for name, r in results.items():
         say(f"{name:<30} {r['wall_s']:>8.1f} {r['wall_rate']:>10.0f} {r['d2l_rate']:>11.0f} {r['threads']!s:>7} "
             f"{r['loss']:>6.3f} {r['train_acc']:>6.3f} {r['test_acc']:>6.3f}")  # fmt: skip
     say("(ex/s wall: examples / seconds of the whole call; ex/s steps: d2l's own figure, optimisation steps only)")
+
+
+def report(epochs: int = 10, lr: float = 0.9, batch_size: int = 256, seed: int = 0, *, decompose: bool = False,
+           profile: bool = False, skip_d2l: bool = False, fast: bool = False, rounds: int = 1, command: str = "",
+           say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Run the benchmark, printing the report line by line through ``say``; return the measurements.
+
+    Each row runs in a fresh process (:func:`measure_in_fresh_process`), the rows one after the
+    other, ``rounds`` times over; a row's wall time is its median over the rounds.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    say(f"$ {command.strip()}")
+    say(f"before: {_conditions()}")
+    say(f"setting: d2l LeNet, Fashion-MNIST, batch {batch_size}, SGD lr {lr}, {epochs} epochs, seed {seed}")
+    rows = trainers(decompose, fast, skip_d2l)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in rows}
+    for k in range(1, rounds + 1):
+        for name, kind, options in rows:
+            runs[name].append(measure_in_fresh_process(kind, epochs, lr, batch_size, seed, options))
+            where = f" (round {k} of {rounds})" if rounds > 1 else ""
+            plain = options.get("fast") and not runs[name][-1]["fast"]
+            note = " (the fused operators did not apply: plain path)" if plain else ""
+            say(f"  {name} done in {runs[name][-1]['wall_s']:.1f} s{where}{note}")
+    say(f"after:  {_conditions()}")
+    say("")
+    results = {name: _median_row(r) for name, r in runs.items()}
+    _table(results, say)
+    if rounds > 1:
+        say(f"(wall s: the median of {rounds} rounds, each row in a fresh process)")
     if "d2l.train_ch6" in results:
         _speedups(results, say)
     if profile:

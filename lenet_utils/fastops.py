@@ -157,10 +157,13 @@ class _SigmoidAvgPool(torch.autograd.Function):
         (s,) = ctx.saved_tensors
         k = ctx.k
         B, C, H, W = s.shape
-        g6 = (gp / (k * k)).permute(0, 2, 3, 1).reshape(B, H // k, 1, W // k, 1, C)
-        g6 = g6.expand(B, H // k, k, W // k, k, C)
-        gz = aten.sigmoid_backward(g6, s.permute(0, 2, 3, 1).view(B, H // k, k, W // k, k, C))
-        return gz.view(B, H, W, C).permute(0, 3, 1, 2), None
+        g4 = (gp / (k * k)).permute(0, 2, 3, 1).unsqueeze(3)  # (B, H/k, W/k, 1, C)
+        # each window's gradient copied to its k x k pixels, contiguous: the elementwise kernel
+        # below then runs vectorised (on a broadcast view it is several times slower)
+        row = torch.cat([g4] * k, 3).view(B, H // k, 1, W * C)
+        gs = torch.cat([row] * k, 2).view(B, H, W, C)
+        gz = aten.sigmoid_backward(gs, s.permute(0, 2, 3, 1))
+        return gz.permute(0, 3, 1, 2), None
 
 
 class SigmoidAvgPool(nn.Module):
@@ -248,8 +251,9 @@ class _PolyC1(torch.autograd.Function):
         B, _, Hp, Wp = gp.shape
         g4 = gp.permute(0, 2, 3, 1).contiguous()  # (B, Hp, Wp, co); free when gp is channels_last
         y5 = y.permute(0, 2, 3, 1).view(B, Hp, Wp, co, 4)
-        if pool == "avg":
-            gy = (g4 * 0.25).unsqueeze(-1).expand(B, Hp, Wp, co, 4)
+        if pool == "avg":  # copied to the four phases, contiguous (a broadcast view is slower)
+            g1 = (g4 * 0.25).reshape(-1, 1)
+            gy = torch.cat([g1] * 4, 1).view(B, Hp, Wp, co, 4)
         else:
             arg = ctx.saved_tensors[3]
             gy = torch.zeros_like(y5).scatter_(-1, arg.unsqueeze(-1), g4.unsqueeze(-1))

@@ -1,5 +1,5 @@
-"""``python -m lenet_utils bench [--epochs N] [--decompose] [--profile] [--fast] [--out FILE]``: see
-:mod:`lenet_utils.bench`."""
+"""``python -m lenet_utils bench [--epochs N] [--decompose] [--profile] [--fast] [--rounds N] [--out FILE]``:
+see :mod:`lenet_utils.bench`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true", help="print a torch.profiler table of our trainer")
     p.add_argument("--fast", action="store_true",
                    help="also run fit(fast=True), the fused CPU operators (opt-in, other numerics)")  # fmt: skip
+    p.add_argument("--rounds", type=positive_int, default=1,
+                   help="run the whole sequence this many times; report medians (default 1)")  # fmt: skip
     p.add_argument("--skip-d2l", action="store_true", help="only our trainer (quick check)")
     p.add_argument("--out", default=None, help="also write the report to this file (atomically)")
     return p
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     command = "python -m lenet_utils bench " + " ".join(shlex.quote(w) for w in words)
     report(a.epochs, a.lr, a.batch_size, a.seed, decompose=a.decompose, profile=a.profile, skip_d2l=a.skip_d2l,
-           fast=a.fast, command=command, say=say)  # fmt: skip
+           fast=a.fast, rounds=a.rounds, command=command, say=say)  # fmt: skip
     if a.out:
         atomic_write(Path(a.out), "\n".join(lines) + "\n")
         print(f"written to {a.out}")
