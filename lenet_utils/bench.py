@@ -210,10 +210,14 @@ def measure_in_fresh_process(*args: Any) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _lower_median(items: list[Any], key: Callable[[Any], float] = float) -> Any:
+    """The lower median of ``items`` by ``key``: one of the items itself, never an average."""
+    return sorted(items, key=key)[(len(items) - 1) // 2]
+
+
 def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One row from a trainer's rounds: the median wall time (and the rates it gives)."""
-    ordered = sorted(runs, key=lambda r: r["wall_s"])
-    row = dict(ordered[(len(ordered) - 1) // 2])  # the lower median: an actual run's numbers
+    """One row from a trainer's rounds: the run of median wall time (an actual run's numbers)."""
+    row = dict(_lower_median(runs, key=lambda r: r["wall_s"]))
     row["walls"] = [r["wall_s"] for r in runs]
     return row
 
@@ -230,7 +234,7 @@ def _speedups(results: dict[str, dict[str, Any]], say: Callable[[str], None]) ->
         ratios = sorted(a / b for a, b in pairs)
         rounds = f"; rounds: {', '.join(f'{r:.2f}x' for r in ratios)}" if len(ratios) > 1 else ""
         say("")
-        say(f"speed-up of {name}, wall clock: {ratios[(len(ratios) - 1) // 2]:.1f}x   "
+        say(f"speed-up of {name}, wall clock: {_lower_median(ratios):.1f}x   "
             f"(on d2l's own examples/sec: {o['d2l_rate'] / d['d2l_rate']:.1f}x{rounds})")  # fmt: skip
         say(f"test accuracy: d2l {d['test_acc']:.3f}, {label} {o['test_acc']:.3f} "
             f"(difference {o['test_acc'] - d['test_acc']:+.3f}; "
