@@ -85,6 +85,7 @@ __all__ = [
     "done_run_ids",
     "epoch_cost",
     "estimate",
+    "estimate_suite",
     "execute",
     "load_spec",
     "numerics_of",
@@ -93,6 +94,7 @@ __all__ = [
     "read_results",
     "result_row",
     "results_frame",
+    "reusable_run_ids",
     "run_sweep",
     "summarize",
     "train_batched",
@@ -682,15 +684,15 @@ def result_row(spec_name: str, run: Run, result: Result, threads: int) -> dict[s
     }
 
 
-def _reuse_rows(paths: Iterable[str | Path], wanted: set[str], out: Path) -> dict[str, dict[str, str]]:
+def _reuse_rows(paths: Iterable[str | Path], wanted: set[str], out: Path | None) -> dict[str, dict[str, str]]:
     """Finished rows for ``wanted`` run ids found in other results files (our columns, with or
     without the :data:`EXTRAS`: a row without one was made at its default), made by code of the
-    same :data:`~lenet_utils.engine.NUMERICS` (results of other code are never mixed in)."""
+    same :data:`~lenet_utils.engine.NUMERICS` (results of other code are never mixed in). Read only."""
     known = (COLUMNS, columns_for([EXTRAS]))
     found: dict[str, dict[str, str]] = {}
     for p in paths:
         p = Path(p)
-        if not p.is_file() or p.resolve() == out.resolve():
+        if not p.is_file() or (out is not None and p.resolve() == out.resolve()):
             continue
         with open(p, newline="") as f:
             reader = csv.DictReader(f)
@@ -954,7 +956,10 @@ def unit_costs(
     (after a warm-up run), ``repeats`` times in turn, each timed by the clock of a results row
     (loading the data and building the networks are outside it). The differences of the
     median CPU times give a step and an image; what the K-step epoch cost beyond its steps and
-    images is the epoch's own overhead.
+    images is the epoch's own overhead. The probes train at the configuration's own learning
+    rate: a step's cost depends on where training goes (Adam at lr 0.1 on d2l's sigmoid LeNet
+    drives its gradients into subnormal floats, which the CPU handles about ten times slower
+    than at lr 0.001), so a point is never priced at another point's rate.
     """
     from .threads import configure_threads
 
@@ -966,7 +971,6 @@ def unit_costs(
         probe = {
             **config,
             "epochs": 1,
-            "lr": 0.1,
             "train_subset": config["batch_size"] * steps,
             "test_subset": tests,
         }
@@ -1005,7 +1009,9 @@ def bench(batch_sizes: Sequence[int] = (2, 8, 32, 256), seeds: int = 5, num_thre
     return out
 
 
-def estimate(spec: Spec, done: set[str], engine: str, num_threads: int) -> tuple[float, list[str]]:
+def estimate(
+    spec: Spec, done: set[str], engine: str, num_threads: int, cache: dict[str, float] | None = None
+) -> tuple[float, list[str]]:
     """A CPU-seconds estimate of the runs not yet done, from :func:`epoch_cost` per distinct point.
 
     The unit costs are measured here, by short probe runs (:func:`unit_costs`). Without timing
@@ -1013,17 +1019,19 @@ def estimate(spec: Spec, done: set[str], engine: str, num_threads: int) -> tuple
     costs of the committed ``lr`` sweep's runs, it comes within 20% of the CPU seconds recorded by
     the committed ``epochs`` sweep and by each ``lr`` point left out of the calibration. The probes'
     own accuracy is a timing, so no unit test checks it; the experiments appendix compares a
-    dry run with its live runs when the page executes.
+    dry run with its live runs when the page executes. ``cache``: CPU seconds per seed-epoch of
+    the points already priced (shared between the sweeps of :func:`estimate_suite`).
     """
     todo = [r for r in spec.runs() if r.run_id not in done]
-    lines, total, cache = [], 0.0, {}
+    lines, total = [], 0.0
+    cache = {} if cache is None else cache
     for config in spec.configs:
         runs = [r for r in todo if r.config is config]
         if not runs:
             continue
         eng = _engine_for(config, engine)
         seeds = min(len(runs), spec.group) if eng == "batched" else 1
-        key = json.dumps({**config, "epochs": 1, "lr": 0.1, "engine": eng, "seeds": seeds}, sort_keys=True)
+        key = json.dumps({**config, "epochs": 1, "engine": eng, "seeds": seeds}, sort_keys=True)
         if key not in cache:
             cache[key] = epoch_cost(config, eng, seeds, num_threads)
         cost = cache[key] * config["epochs"] * len(runs)
@@ -1031,6 +1039,26 @@ def estimate(spec: Spec, done: set[str], engine: str, num_threads: int) -> tuple
         lines.append(f"  {_describe(config):55s} {len(runs):3d} runs x {config['epochs']:3d} epochs "
                      f"~{cost / 60:7.1f} CPU-min ({eng}, {cache[key]:.1f} CPU-s per seed-epoch)")  # fmt: skip
     return total, lines
+
+
+def estimate_suite(
+    specs: Sequence[Spec], done: set[str], engine: str, num_threads: int
+) -> tuple[float, list[str]]:
+    """:func:`estimate` of several sweeps run one after another with ``--reuse`` of each other's
+    files (as ``data/sweeps/run_all.sh`` runs them): a run an earlier sweep trains is copied by
+    the later ones, so it is priced once; a point's unit costs are measured once."""
+    done, cache, total, lines = set(done), {}, 0.0, []
+    for spec in specs:
+        cost, spec_lines = estimate(spec, done, engine, num_threads, cache)
+        total += cost
+        lines += [f"{spec.name}: ~{cost / 3600:.2f} CPU-hours", *spec_lines]
+        done |= {r.run_id for r in spec.runs()}
+    return total, lines
+
+
+def reusable_run_ids(paths: Iterable[str | Path], spec: Spec, out: str | Path | None) -> set[str]:
+    """The runs of ``spec`` that ``--reuse`` of ``paths`` would copy instead of training (read only)."""
+    return set(_reuse_rows(paths, {r.run_id for r in spec.runs()}, None if out is None else Path(out)))
 
 
 def done_run_ids(path: str | Path) -> set[str]:

@@ -156,6 +156,83 @@ def test_dry_run_never_modifies_the_results_file(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
+def _flat_costs(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Replace the probes by one CPU second per training step (no timing); return the points priced."""
+    priced: list[dict] = []
+
+    def unit_costs(config: dict, engine: str, seeds: int = 1, num_threads: int = 1) -> sweep.UnitCosts:
+        priced.append(config)
+        return sweep.UnitCosts(1.0, 0.0, 0.0)
+
+    monkeypatch.setattr(sweep, "unit_costs", unit_costs)
+    return priced
+
+
+def test_dry_run_of_several_sweeps_prices_a_shared_run_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two sweeps sharing their lr 0.5 point: as run_all.sh runs them (the second copies what the
+    first trained), the shared point's runs are priced once and its unit costs measured once."""
+    from lenet_utils.cli import sweep as cli_sweep
+
+    base = '"base": {"epochs": 3, "train_subset": 64, "test_subset": 64, "batch_size": 32}, "seeds": 2'
+    (tmp_path / "a.json").write_text(f'{{"name": "a", {base}, "grid": {{"lr": [0.5, 0.1]}}}}')
+    (tmp_path / "b.json").write_text(f'{{"name": "b", {base}, "grid": {{"lr": [0.5], "pool": ["avg", "max"]}}}}')
+    priced = _flat_costs(monkeypatch)
+    # 2 steps per epoch x 3 epochs = 6 CPU-s per run; a: 4 runs; b: 2 new runs (max pooling)
+    total, lines = sweep.estimate_suite(
+        [load(tmp_path / "a.json"), load(tmp_path / "b.json")], set(), "fit", 1
+    )
+    assert total == pytest.approx(6 * 6) and len(priced) == 3  # a's two points, b's max pooling
+    assert lines[0].startswith("a: ~") and any(line.startswith("b: ~") for line in lines)
+    assert cli_sweep.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--dry-run", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 sweeps, 6 distinct runs" in out and f"{36 / 3600:.2f} CPU-hours" in out
+    assert not list(tmp_path.glob("*.csv"))
+
+
+def test_dry_run_leaves_out_what_reuse_would_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lenet_utils.cli import sweep as cli_sweep
+
+    small = {"epochs": 1, "train_subset": 64, "test_subset": 64, "batch_size": 32}
+    done = tmp_path / "done.csv"
+    sweep.run_sweep(sweep.load_spec({"name": "d", "base": small, "seeds": 1}), done, num_threads=1,
+                    progress=False, log=lambda s: None)  # fmt: skip
+    before = done.read_bytes()
+    spec = tmp_path / "s.json"
+    spec.write_text('{"name": "s", "base": {"epochs": 1, "train_subset": 64, "test_subset": 64, "batch_size": 32},'
+                    ' "seeds": 2}')  # fmt: skip
+    _flat_costs(monkeypatch)
+    assert cli_sweep.main([str(spec), "--out", str(tmp_path / "s.csv"), "--dry-run", "--reuse", str(done)]) == 0
+    out = capsys.readouterr().out
+    assert "1 to copy from --reuse files" in out and "1 runs x" in out  # seed 0 is in done.csv
+    assert done.read_bytes() == before and not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["a.json", "b.json", "--out", "r.csv"], "priced together with --dry-run only"),
+        (["a.json", "b.json", "--out", "r.csv", "--dry-run"], "--out names one sweep's results"),
+        (["a.json"], "give --out CSV"),
+    ],
+)
+def test_sweep_command_refuses_ambiguous_spec_lists(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lenet_utils.cli import sweep as cli_sweep
+
+    with pytest.raises(SystemExit) as e:
+        cli_sweep.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def load(path: Path) -> sweep.Spec:
+    return sweep.load_spec(path)
+
+
 def test_resume_refuses_rows_of_other_numerics(tmp_path: Path) -> None:
     spec = sweep.load_spec({"name": "n", "base": {"epochs": 1, "train_subset": 64, "test_subset": 64}, "seeds": 1})
     out = tmp_path / "n.csv"

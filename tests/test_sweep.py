@@ -316,7 +316,7 @@ def _estimate_from(
 ) -> float:
     """``sweep.estimate`` of ``spec``'s runs not in ``done``, with the unit costs its probes
     would measure replaced by the mean CPU seconds per seed-epoch of ``calibration``'s runs
-    (all one configuration but the learning rate, which the estimate prices as one point)."""
+    (all one configuration but the learning rate; the stand-in prices every rate alike)."""
     per_epoch = sum(r["cpu_seconds"] / r["epochs"] for r in calibration) / len(calibration)
     point = {k: calibration[0][k] for k in ("batch_size", "train_subset", "test_subset", "activation", "pool")}
     steps = -(-(point["train_subset"] or 60000) // point["batch_size"])

@@ -1,4 +1,8 @@
-"""``python -m lenet_utils sweep SPEC --out CSV [--seeds N] [--dry-run] [--ray [ADDRESS]] ...``."""
+"""``python -m lenet_utils sweep SPEC --out CSV [--seeds N] [--dry-run] [--ray [ADDRESS]] ...``.
+
+``sweep SPEC [SPEC ...] --dry-run`` prices several sweeps at once, as a script running them one
+after another with ``--reuse`` of each other's files would train them (a shared run counted once).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m lenet_utils sweep",
         description="Run an ablation grid (hyperparameters x seeds) into a resumable CSV: one row per finished run.",
     )
-    p.add_argument("spec", nargs="?", help="sweep spec (JSON), e.g. data/sweeps/lr.json")
+    p.add_argument("spec", nargs="*", help="sweep spec (JSON), e.g. data/sweeps/lr.json (several: --dry-run only)")
     p.add_argument("--out", help="results CSV (appended to; resumed if it exists), e.g. data/results/lr.csv")
     p.add_argument("--seeds", type=positive_int, default=None, help="use seeds 0..N-1 instead of the spec's")
     p.add_argument("--engine", choices=ENGINES, default=None, help="default: the spec's (auto)")
@@ -47,12 +51,22 @@ def _bench(threads: int) -> int:
     return 0
 
 
-def _dry_run(spec: object, out: str, engine: str | None, threads: int) -> int:
-    from ..sweep import done_run_ids, estimate
+def _dry_run(specs: list, out: str | None, engine: str | None, threads: int, reuse: list[str]) -> int:
+    from ..sweep import done_run_ids, estimate, estimate_suite, reusable_run_ids
 
-    done = done_run_ids(out)  # read only: a dry run never touches the results file
-    total, lines = estimate(spec, done, engine or spec.engine, threads)  # type: ignore[attr-defined]
-    print(f"{spec.name}: {len(spec.configs)} points x {len(spec.seeds)} seeds; {len(done)} rows in {out}")  # type: ignore[attr-defined]
+    # read only: a dry run never touches the results file or the --reuse files
+    done = done_run_ids(out) if out else set()
+    copied = set().union(*(reusable_run_ids(reuse, s, out) for s in specs)) - done
+    if len(specs) == 1:
+        spec = specs[0]
+        total, lines = estimate(spec, done | copied, engine or spec.engine, threads)
+        print(f"{spec.name}: {len(spec.configs)} points x {len(spec.seeds)} seeds; {len(done)} rows in {out}"
+              + (f"; {len(copied)} to copy from --reuse files" if copied else ""))  # fmt: skip
+    else:
+        runs = {r.run_id for s in specs for r in s.runs()}
+        total, lines = estimate_suite(specs, done | copied, engine or specs[0].engine, threads)
+        print(f"{len(specs)} sweeps, {len(runs)} distinct runs"
+              + (f"; {len(copied)} to copy from --reuse files" if copied else ""))  # fmt: skip
     print("\n".join(lines))
     print(f"estimated CPU time of what is left: {total / 3600:.2f} CPU-hours ({threads} thread(s))")
     return 0
@@ -68,19 +82,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parser.parse_args(argv)
     if a.bench:
         return _bench(a.threads or 1)
-    if not a.spec or not a.out:
+    if not a.spec:
         parser.error("give a SPEC and --out CSV (or --bench)")
+    if len(a.spec) > 1 and not a.dry_run:
+        parser.error(f"one SPEC per run ({len(a.spec)} given); several are priced together with --dry-run only")
+    if len(a.spec) > 1 and a.out:
+        parser.error("--out names one sweep's results: price several sweeps without it (and --reuse their files)")
+    if not a.out and not a.dry_run:
+        parser.error("give --out CSV, the results file to write (or --dry-run to price the sweep)")
     if a.ray is not None and a.engine == "batched":
         parser.error("--ray runs one (config, seed) per task with the single-seed engine: drop --engine batched")
     try:
-        spec = load_spec(a.spec)
+        specs = [load_spec(s) for s in a.spec]
         if a.seeds is not None:
-            spec = spec.with_seeds(a.seeds)
+            specs = [s.with_seeds(a.seeds) for s in specs]
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if a.dry_run:
-        return _dry_run(spec, a.out, a.engine, a.threads or 1)
+        try:
+            return _dry_run(specs, a.out, a.engine, a.threads or 1, a.reuse)
+        except (ValueError, RuntimeError) as e:  # e.g. a configuration an engine cannot train
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    spec = specs[0]
     try:
         if a.ray is not None:
             from ..cluster import run_sweep_on_ray
