@@ -38,12 +38,22 @@ def test_fit_engine_reproduces_a_committed_sweep_row() -> None:
 
 @pytest.mark.slow
 def test_paper_recipe_reproduces_its_committed_first_pass(tmp_path: Path) -> None:
-    """Pass 1 of data/paper/plain_mu1 (SDLM, mu = 1, batches of 10, seed 0), to the logged digits."""
+    """Pass 1 of data/paper/plain_mu1 (SDLM, mu = 1, batches of 10, seed 0): the same run, to rounding.
+
+    On the CPU that wrote the log it matches to the logged digits. A CPU whose kernels round
+    differently ends the same 6,000 steps a few parts per million away in the mean loss and with
+    a borderline digit or two read the other way (seen: loss 5.22932 against 5.22928, test error
+    0.0257 against 0.0258, train error equal). So: the loss to 1e-4 relative, each error rate
+    within 5 digits of its 10,000 (test) or 60,000 (train). Any change to the recipe itself
+    (initialisation, step sizes, data order, the loss) moves all three far more.
+    """
     logged = paper.load_log(REPO / "data/paper/plain_mu1/log.csv")[0]
     cfg = paper.PaperConfig(init="sqrt", mu=1.0, passes=1, batch_size=10, threads=1)
     _, rows = paper.train(cfg, tmp_path)
-    for key in ("loss", "train_error", "test_error"):
-        assert float(f"{rows[0][key]:.6g}") == logged[key], key
+    got = rows[0]
+    assert got["loss"] == pytest.approx(logged["loss"], rel=1e-4), (got["loss"], logged["loss"])
+    assert abs(got["test_error"] - logged["test_error"]) <= 5 / 10_000, (got["test_error"], logged["test_error"])
+    assert abs(got["train_error"] - logged["train_error"]) <= 5 / 60_000, (got["train_error"], logged["train_error"])
 
 
 def test_committed_rows_carry_this_codes_numerics() -> None:
