@@ -958,8 +958,9 @@ def unit_costs(
     median CPU times give a step and an image; what the K-step epoch cost beyond its steps and
     images is the epoch's own overhead. The probes train at the configuration's own learning
     rate: a step's cost depends on where training goes (Adam at lr 0.1 on d2l's sigmoid LeNet
-    drives its gradients into subnormal floats, which the CPU handles about ten times slower
-    than at lr 0.001), so a point is never priced at another point's rate.
+    drives its gradients into subnormal floats, and its steps took 5 to 12 times as long as at
+    lr 0.001 on the machine of ``data/results/suite_estimate.txt``), so a point is never priced
+    at another point's rate.
     """
     from .threads import configure_threads
 
