@@ -201,6 +201,29 @@ def test_dry_run_of_several_sweeps_prices_a_shared_run_once(
     assert not list(tmp_path.glob("*.csv"))
 
 
+@pytest.mark.parametrize("engine_name", ["fit", "batched"])
+def test_probes_train_at_the_points_own_learning_rate(monkeypatch: pytest.MonkeyPatch, engine_name: str) -> None:
+    """A step's cost depends on where training goes (Adam at lr 0.1 meets subnormal floats and
+    runs several times slower than at 0.001), so every probe of a point runs at its own rate."""
+    probes: list[dict] = []
+    fake = sweep.Result([0.0], [0.0], [0.0], 1.0, 1.0, engine_name)
+
+    def single(config: dict, seed: int, **kw) -> sweep.Result:
+        probes.append(config)
+        return fake
+
+    def batched(config: dict, seeds: list, **kw) -> list[sweep.Result]:
+        probes.append(config)
+        return [fake] * len(seeds)
+
+    monkeypatch.setattr(sweep, "train_single", single)
+    monkeypatch.setattr(sweep, "train_batched", batched)
+    config = {**sweep.DEFAULTS, "optimizer": "adam", "lr": 0.001}
+    sweep.unit_costs(config, engine_name, seeds=2)
+    assert len(probes) == 10 and {p["lr"] for p in probes} == {0.001}
+    assert {p["optimizer"] for p in probes} == {"adam"} and {p["epochs"] for p in probes} == {1}
+
+
 def test_dry_run_leaves_out_what_reuse_would_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
