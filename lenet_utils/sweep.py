@@ -1057,9 +1057,10 @@ def estimate_suite(
     return total, lines
 
 
-def reusable_run_ids(paths: Iterable[str | Path], spec: Spec, out: str | Path | None) -> set[str]:
-    """The runs of ``spec`` that ``--reuse`` of ``paths`` would copy instead of training (read only)."""
-    return set(_reuse_rows(paths, {r.run_id for r in spec.runs()}, None if out is None else Path(out)))
+def reusable_run_ids(paths: Iterable[str | Path], specs: Iterable[Spec], out: str | Path | None) -> set[str]:
+    """The runs of ``specs`` that ``--reuse`` of ``paths`` would copy instead of training (read only)."""
+    wanted = {r.run_id for spec in specs for r in spec.runs()}
+    return set(_reuse_rows(paths, wanted, None if out is None else Path(out)))
 
 
 def done_run_ids(path: str | Path) -> set[str]:

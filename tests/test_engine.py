@@ -190,9 +190,8 @@ def test_dry_run_of_several_sweeps_prices_a_shared_run_once(
     (tmp_path / "b.json").write_text(f'{{"name": "b", {base}, "grid": {{"lr": [0.5], "pool": ["avg", "max"]}}}}')
     priced = _flat_costs(monkeypatch)
     # 2 steps per epoch x 3 epochs = 6 CPU-s per run; a: 4 runs; b: 2 new runs (max pooling)
-    total, lines = sweep.estimate_suite(
-        [load(tmp_path / "a.json"), load(tmp_path / "b.json")], set(), "fit", 1
-    )
+    specs = [sweep.load_spec(tmp_path / f"{name}.json") for name in ("a", "b")]
+    total, lines = sweep.estimate_suite(specs, set(), "fit", 1)
     assert total == pytest.approx(6 * 6) and len(priced) == 3  # a's two points, b's max pooling
     assert lines[0].startswith("a: ~") and any(line.startswith("b: ~") for line in lines)
     assert cli_sweep.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--dry-run", "--threads", "1"]) == 0
@@ -260,10 +259,6 @@ def test_sweep_command_refuses_ambiguous_spec_lists(
     with pytest.raises(SystemExit) as e:
         cli_sweep.main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
-
-
-def load(path: Path) -> sweep.Spec:
-    return sweep.load_spec(path)
 
 
 def test_resume_refuses_rows_of_other_numerics(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def _dry_run(specs: list, out: str | None, engine: str | None, threads: int, reu
 
     # read only: a dry run never touches the results file or the --reuse files
     done = done_run_ids(out) if out else set()
-    copied = set().union(*(reusable_run_ids(reuse, s, out) for s in specs)) - done
+    copied = reusable_run_ids(reuse, specs, out) - done
     if len(specs) == 1:
         spec = specs[0]
         total, lines = estimate(spec, done | copied, engine or spec.engine, threads)
