@@ -174,7 +174,7 @@ def _flat_costs(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
         priced.append(config)
         return sweep.UnitCosts(1.0, 0.0, 0.0)
 
-    monkeypatch.setattr(sweep, "unit_costs", unit_costs)
+    monkeypatch.setattr(sweep.cost, "unit_costs", unit_costs)
     return priced
 
 
@@ -215,8 +215,8 @@ def test_probes_train_at_the_points_own_learning_rate(monkeypatch: pytest.Monkey
         probes.append(config)
         return [fake] * len(seeds)
 
-    monkeypatch.setattr(sweep, "train_single", single)
-    monkeypatch.setattr(sweep, "train_batched", batched)
+    monkeypatch.setattr(sweep.cost, "train_single", single)
+    monkeypatch.setattr(sweep.cost, "train_batched", batched)
     config = {**sweep.DEFAULTS, "optimizer": "adam", "lr": 0.001}
     sweep.unit_costs(config, engine_name, seeds=2)
     assert len(probes) == 10 and {p["lr"] for p in probes} == {0.001}
@@ -278,7 +278,7 @@ def test_resume_refuses_rows_of_other_numerics(tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:  # never copies rows of other code: it trains instead
         calls: list[int] = []
         real = sweep.train_single
-        mp.setattr(sweep, "train_single", lambda *a, **k: calls.append(1) or real(*a, **k))
+        mp.setattr(sweep.runner, "train_single", lambda *a, **k: calls.append(1) or real(*a, **k))
         sweep.run_sweep(copied, tmp_path / "m.csv", reuse=[tmp_path / "old.csv"], num_threads=1, progress=False,
                         log=lambda s: None)  # fmt: skip
     assert calls == [1]

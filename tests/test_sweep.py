@@ -200,8 +200,8 @@ def test_reuse_copies_identical_runs_instead_of_training(tmp_path: Path, monkeyp
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("should have been copied")
 
-    monkeypatch.setattr(sweep, "train_single", no_training)
-    monkeypatch.setattr(sweep, "train_batched", no_training)
+    monkeypatch.setattr(sweep.runner, "train_single", no_training)
+    monkeypatch.setattr(sweep.runner, "train_batched", no_training)
     second = load_spec({"name": "b", "base": {**TINY, "lr": 0.4}, "seeds": 2})
     run_sweep(second, tmp_path / "b.csv", reuse=[tmp_path / "a.csv"], progress=False, log=lambda s: None)
     a = {r["run_id"]: r for r in read_results(tmp_path / "a.csv")}
@@ -222,13 +222,13 @@ def test_batched_step_equals_each_seeds_own_step(activation: str) -> None:
 
     config = {**DEFAULTS, "activation": activation, "batch_size": 8, "train_subset": 64}
     seeds = [0, 7, 3]
-    Xtr, ytr, _, _ = sweep._data(config)
+    Xtr, ytr, _, _ = sweep.load_tensors(config)
     X, y = next(seed_batches(Xtr, ytr, seeds, 8, epoch=1))  # (S, 8, 1, 28, 28), (S, 8)
-    stack = SeedStack([sweep._init_net(config, s) for s in seeds])
+    stack = SeedStack([sweep.init_net(config, s) for s in seeds])
     losses = stacked_cross_entropy(stack(X), y)  # (S,)
     losses.sum().backward()
     for i, s in enumerate(seeds):
-        net = sweep._init_net(config, s)
+        net = sweep.init_net(config, s)
         loss = nn.functional.cross_entropy(net(X[i]), y[i])
         loss.backward()
         torch.testing.assert_close(losses[i], loss, rtol=1e-6, atol=1e-7)
@@ -257,7 +257,7 @@ def test_batched_engine_matches_fit_over_whole_runs() -> None:
 def test_relu_conv_keeps_sigmoid_in_dense_layers() -> None:
     from torch import nn
 
-    net = sweep._build({**DEFAULTS, "activation": "relu_conv"})
+    net = sweep.build_net({**DEFAULTS, "activation": "relu_conv"})
     kinds = [type(m).__name__ for m in net]
     assert kinds[1] == "ReLU" and kinds[4] == "ReLU"
     after_linear = [type(net[i]) for i in range(1, len(net)) if isinstance(net[i - 1], nn.Linear)]
@@ -325,7 +325,7 @@ def _estimate_from(
         assert engine == "fit" and {k: config[k] for k in point} == point, (engine, config)
         return sweep.UnitCosts(per_epoch / steps, 0.0, 0.0)  # images and overhead folded into the steps
 
-    monkeypatch.setattr(sweep, "unit_costs", unit_costs)
+    monkeypatch.setattr(sweep.cost, "unit_costs", unit_costs)
     return sweep.estimate(spec, done, spec.engine, 1)[0]
 
 

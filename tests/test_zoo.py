@@ -297,8 +297,8 @@ def test_zoo_specs_name_the_model_and_refuse_lenet_knobs() -> None:
         sweep.load_spec({"name": "z", "points": [{"model": "inception"}]})
     assert sweep.CHOICES["model"] == tuple(zoo.MODELS)
     with pytest.raises(ValueError, match="batched engine"):
-        sweep._engine_for(spec.configs[1], "batched")
-    assert sweep._engine_for({**spec.configs[1], "batch_size": 4}, "auto") == "fit"
+        sweep.engine_for(spec.configs[1], "batched")
+    assert sweep.engine_for({**spec.configs[1], "batch_size": 4}, "auto") == "fit"
 
 
 def test_a_zoo_sweep_trains_resumes_and_reuses_lenet_rows(tmp_path: Path) -> None:
