@@ -321,6 +321,13 @@ def test_no_function_over_80_lines() -> None:
     assert long == []
 
 
+def test_no_module_over_700_lines() -> None:
+    """Every module readable in one sitting: a module that grows past this is split by job
+    (as ``sweep`` and ``viz`` were, from 1,068 and 1,203 lines, into packages)."""
+    big = [f"{p.relative_to(REPO)} ({n} lines)" for p in _modules() if (n := len(p.read_text().splitlines())) > 700]
+    assert big == []
+
+
 def test_one_training_loop() -> None:
     """Only the engine calls ``.backward()`` and ``optimizer.step()`` in a loop over batches."""
     callers = {p.name for p in _modules() if re.search(r"\.step\(\)", p.read_text())}
