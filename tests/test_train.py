@@ -66,6 +66,8 @@ def test_our_loaders_plug_into_train_ch6_and_fit_matches_it():
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
 
 
+# train_ch6's Animator sets xlim=[1, num_epochs]: with one epoch matplotlib warns and widens it
+@pytest.mark.filterwarnings("ignore:Attempting to set identical low and high xlims:UserWarning")
 def test_init_xavier_is_d2ls_init():
     """With lr = 0, train_ch6 only initialises: its weights equal init_xavier's from the same seed."""
     train_iter, test_iter = _loaders(n_test=64)
