@@ -196,27 +196,6 @@ def test_other_chapter2_figures_return_figures() -> None:
     assert all(isinstance(f, plt.Figure) for f in figs)
 
 
-def test_viz_reexports_every_function_of_its_submodules() -> None:
-    """``viz.NAME`` is the very function its one submodule defines, and every public one is there."""
-    import importlib
-    import inspect
-    import pkgutil
-
-    owner: dict[str, object] = {}
-    for info in pkgutil.iter_modules(viz.__path__):
-        module = importlib.import_module(f"{viz.__name__}.{info.name}")
-        defined = {n for n, f in vars(module).items() if inspect.isfunction(f) and f.__module__ == module.__name__}
-        assert set(module.__all__) == {n for n in defined if not n.startswith("_")}, module.__name__
-        for name in module.__all__:
-            assert name not in owner, f"{name} is defined twice"
-            owner[name] = getattr(module, name)
-    assert len(owner) >= 17  # the public functions viz had as a single module
-    assert sorted(viz.__all__) == sorted(owner)
-    assert all(getattr(viz, name) is owner[name] for name in viz.__all__)
-    public = {n for n, f in vars(viz).items() if inspect.isfunction(f) and not n.startswith("_")}
-    assert public == set(viz.__all__)
-
-
 def test_animations_are_small_and_have_one_frame_per_step() -> None:
     html = widgets.conv_animation(X, K).data
     assert html.count("frames[") >= 10 and len(html) < 400_000  # 9 windows + the finished map

@@ -328,6 +328,28 @@ def test_no_module_over_700_lines() -> None:
     assert big == []
 
 
+@pytest.mark.parametrize("package", ["lenet_utils.sweep", "lenet_utils.viz"])
+def test_split_packages_reexport_their_submodules(package: str) -> None:
+    """A package split by job keeps one API: ``PACKAGE.NAME`` is the very object its one submodule
+    defines, and every public function or class of a submodule is in its ``__all__``."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    owner: dict[str, object] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        module = importlib.import_module(f"{package}.{info.name}")
+        defined = {n for n, f in vars(module).items() if (inspect.isfunction(f) or inspect.isclass(f))
+                   and f.__module__ == module.__name__ and not n.startswith("_")}  # fmt: skip
+        assert defined <= set(module.__all__), (module.__name__, defined - set(module.__all__))
+        for name in module.__all__:
+            assert name not in owner, f"{name} is defined twice"
+            owner[name] = getattr(module, name)
+    assert sorted(pkg.__all__) == sorted(owner)
+    assert all(getattr(pkg, name) is owner[name] for name in pkg.__all__)
+
+
 def test_one_training_loop() -> None:
     """Only the engine calls ``.backward()`` and ``optimizer.step()`` in a loop over batches."""
     callers = {p.name for p in _modules() if re.search(r"\.step\(\)", p.read_text())}
